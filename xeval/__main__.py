@@ -1,0 +1,3 @@
+from xeval.cli import main
+
+main()

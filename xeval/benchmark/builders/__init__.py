@@ -1,0 +1,1 @@
+"""One module per benchmark builder; each registers itself with ``@register``."""

@@ -1,0 +1,222 @@
+"""The canonical benchmark: three Polars tables and a manifest, one directory each.
+
+``DIR/corpus.parquet``   doc_id, lang, text [, title, unit_id]
+``DIR/queries.parquet``  query_id, lang, text [, unit_id]
+``DIR/qrels.parquet``    query_id, doc_id, relevance (int, > 0 relevant)
+``DIR/qrels.trec``       the same qrels as TREC text (``qid 0 docid rel``)
+``DIR/benchmark.json``   name, domain, languages, source (+ checksum), licence,
+                         builder + version, counts per language, fingerprint, provenance
+``DIR/README.md``        the benchmark card (how it was built, caveats)
+
+Qrels are *pooled*: a query is linked to its relevant documents in every language. The
+retrieval settings (mono / cross / multi) are views derived from them, see
+:mod:`xeval.benchmark.settings`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from xeval.errors import XevalError
+from xeval.provenance import atomic_dir, provenance, write_json
+
+CORPUS_SCHEMA = {"doc_id": pl.String, "lang": pl.String, "text": pl.String}
+QUERIES_SCHEMA = {"query_id": pl.String, "lang": pl.String, "text": pl.String}
+QRELS_SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "relevance": pl.Int32}
+OPTIONAL = {"title": pl.String, "unit_id": pl.String}
+FORMAT_VERSION = 1
+
+
+def table_digest(df: pl.DataFrame) -> str:
+    """Content digest of a table, independent of row order and of the Polars version."""
+    cols = sorted(df.columns)
+    h = hashlib.sha256(("|".join(cols)).encode())
+    srt = df.select(cols).sort(cols)
+    for col in cols:
+        h.update(b"\x1e" + col.encode())
+        for v in srt.get_column(col).cast(pl.String).fill_null("\x00").to_list():
+            h.update(v.encode("utf-8"))
+            h.update(b"\x1f")
+    return h.hexdigest()
+
+
+@dataclass
+class Benchmark:
+    """A retrieval benchmark with languages on every query and document."""
+
+    name: str
+    corpus: pl.DataFrame
+    queries: pl.DataFrame
+    qrels: pl.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+    card: str = ""
+    path: Path | None = None
+
+    # ---- construction -------------------------------------------------------------
+    def __post_init__(self) -> None:
+        self.corpus = _conform(self.corpus, CORPUS_SCHEMA, "corpus")
+        self.queries = _conform(self.queries, QUERIES_SCHEMA, "queries")
+        self.qrels = _conform(self.qrels, QRELS_SCHEMA, "qrels")
+
+    @property
+    def languages(self) -> list[str]:
+        langs = set(self.corpus["lang"].unique().to_list()) | set(
+            self.queries["lang"].unique().to_list()
+        )
+        return sorted(langs)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over the three tables' contents (row order does not matter)."""
+        h = hashlib.sha256()
+        for df in (self.corpus, self.queries, self.qrels):
+            h.update(table_digest(df).encode())
+        return h.hexdigest()
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Queries, documents and qrels per language."""
+        q = dict(self.queries.group_by("lang").len().iter_rows())
+        d = dict(self.corpus.group_by("lang").len().iter_rows())
+        r = dict(
+            self.qrels.join(self.queries.select("query_id", "lang"), on="query_id")
+            .group_by("lang")
+            .len()
+            .iter_rows()
+        )
+        return {
+            lang: {"queries": q.get(lang, 0), "documents": d.get(lang, 0), "qrels": r.get(lang, 0)}
+            for lang in self.languages
+        }
+
+    # ---- validation ---------------------------------------------------------------
+    def validate(self, where: str | Path | None = None) -> None:
+        """Raise :class:`XevalError` on duplicate ids, dangling qrels, empty or undeclared languages."""
+        where = where or self.path or self.name
+        for table, key in ((self.corpus, "doc_id"), (self.queries, "query_id")):
+            dup = table.filter(pl.col(key).is_duplicated())
+            if dup.height:
+                raise XevalError(f"duplicate {key} {dup[key][0]!r}", file=where, record=key)
+        for table, name in ((self.corpus, "corpus"), (self.queries, "queries")):
+            bad = table.filter(
+                pl.col("lang").is_null() | (pl.col("lang").str.strip_chars() == "")
+            )
+            if bad.height:
+                key = table.columns[0]
+                raise XevalError(f"{name} record {bad[key][0]!r} has no language", file=where)
+            empty = table.filter(pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
+            if empty.height:
+                key = table.columns[0]
+                raise XevalError(f"{name} record {empty[key][0]!r} has empty text", file=where)
+        declared = self.manifest.get("languages")
+        if declared:
+            undeclared = sorted(set(self.languages) - set(declared))
+            if undeclared:
+                raise XevalError(f"languages {undeclared} are used but not declared", file=where)
+        dq = self.qrels.join(self.queries, on="query_id", how="anti")
+        if dq.height:
+            raise XevalError(f"qrel names unknown query_id {dq['query_id'][0]!r}", file=where)
+        dd = self.qrels.join(self.corpus, on="doc_id", how="anti")
+        if dd.height:
+            raise XevalError(f"qrel names unknown doc_id {dd['doc_id'][0]!r}", file=where)
+        dup = self.qrels.filter(pl.struct("query_id", "doc_id").is_duplicated())
+        if dup.height:
+            raise XevalError(
+                f"duplicate qrel ({dup['query_id'][0]!r}, {dup['doc_id'][0]!r})", file=where
+            )
+        if self.queries.height == 0 or self.corpus.height == 0:
+            raise XevalError("benchmark has no queries or no documents", file=where)
+
+    # ---- persistence --------------------------------------------------------------
+    def save(self, out: str | Path, *, overwrite: bool = False) -> Path:
+        """Validate, then write the benchmark directory atomically."""
+        self.validate()
+        out = Path(out)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            **self.manifest,
+            "name": self.name,
+            "languages": self.manifest.get("languages") or self.languages,
+            "counts": {
+                "queries": self.queries.height,
+                "documents": self.corpus.height,
+                "qrels": self.qrels.height,
+                "per_language": self.counts(),
+            },
+            "fingerprint": self.fingerprint,
+        }
+        manifest = provenance(**manifest)
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            self.corpus.write_parquet(tmp / "corpus.parquet")
+            self.queries.write_parquet(tmp / "queries.parquet")
+            self.qrels.write_parquet(tmp / "qrels.parquet")
+            write_trec_qrels(self.qrels, tmp / "qrels.trec")
+            write_json(tmp / "benchmark.json", manifest)
+            (tmp / "README.md").write_text(self.card or _default_card(manifest), encoding="utf-8")
+        self.manifest, self.path = manifest, out
+        return out
+
+
+def _conform(df: pl.DataFrame, schema: dict[str, pl.DataType], name: str) -> pl.DataFrame:
+    missing = [c for c in schema if c not in df.columns]
+    if missing:
+        raise XevalError(f"{name} table lacks column(s) {missing}; has {df.columns}")
+    exprs = [pl.col(c).cast(t) for c, t in schema.items()]
+    exprs += [pl.col(c).cast(t) for c, t in OPTIONAL.items() if c in df.columns]
+    return df.select(exprs)
+
+
+def write_trec_qrels(qrels: pl.DataFrame, path: str | Path) -> None:
+    """``qid 0 docid rel`` lines, sorted by query then document."""
+    (
+        qrels.sort("query_id", "doc_id")
+        .select("query_id", pl.lit("0").alias("iter"), "doc_id", "relevance")
+        .write_csv(path, separator=" ", include_header=False)
+    )
+
+
+def _default_card(manifest: dict[str, Any]) -> str:
+    lines = [f"# {manifest['name']}", "", manifest.get("description", ""), ""]
+    lines += ["| lang | queries | documents | qrels |", "|---|---|---|---|"]
+    for lang, c in manifest["counts"]["per_language"].items():
+        lines.append(f"| {lang} | {c['queries']} | {c['documents']} | {c['qrels']} |")
+    return "\n".join(lines) + "\n"
+
+
+def load_benchmark(path: str | Path, *, validate: bool = True) -> Benchmark:
+    """Load and validate a benchmark directory written by :meth:`Benchmark.save`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise XevalError(f"benchmark directory {path} does not exist")
+    manifest_path = path / "benchmark.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise XevalError("not a benchmark directory (no benchmark.json)", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise XevalError(f"invalid JSON: {exc}", file=manifest_path) from None
+    tables = {}
+    for name in ("corpus", "queries", "qrels"):
+        f = path / f"{name}.parquet"
+        try:
+            tables[name] = pl.read_parquet(f)
+        except FileNotFoundError:
+            raise XevalError("missing table", file=f) from None
+        except Exception as exc:  # polars raises several error types for corrupt files
+            raise XevalError(f"unreadable parquet: {exc}", file=f) from None
+    card_path = path / "README.md"
+    bench = Benchmark(
+        name=manifest.get("name", path.name),
+        manifest=manifest,
+        card=card_path.read_text(encoding="utf-8") if card_path.exists() else "",
+        path=path,
+        **tables,
+    )
+    if validate:
+        bench.validate(path)
+    return bench
