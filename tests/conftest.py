@@ -52,16 +52,42 @@ def make_tiny_benchmark(n_units: int = 6, langs: tuple[str, ...] = ("en", "de", 
         "es": ("¿De qué color es", "El color de {} es"),
     }
     things = ["sky", "grass", "snow", "coal", "blood", "sun", "sea", "sand", "milk", "rust"]
-    colours = ["blue", "green", "white", "black", "red", "yellow", "teal", "beige", "cream", "brown"]
+    colours = [
+        "blue",
+        "green",
+        "white",
+        "black",
+        "red",
+        "yellow",
+        "teal",
+        "beige",
+        "cream",
+        "brown",
+    ]
     docs, queries, qrels = [], [], []
     for i in range(n_units):
         for lang in langs:
             q, a = words[lang]
-            queries.append({"query_id": f"{lang}-q{i}", "lang": lang, "text": f"{q} {things[i % 10]}?", "unit_id": f"q{i}"})
-            docs.append({"doc_id": f"{lang}-d{i}", "lang": lang, "text": a.format(things[i % 10]) + f" {colours[i % 10]}."})
+            queries.append(
+                {
+                    "query_id": f"{lang}-q{i}",
+                    "lang": lang,
+                    "text": f"{q} {things[i % 10]}?",
+                    "unit_id": f"q{i}",
+                }
+            )
+            docs.append(
+                {
+                    "doc_id": f"{lang}-d{i}",
+                    "lang": lang,
+                    "text": a.format(things[i % 10]) + f" {colours[i % 10]}.",
+                }
+            )
         for qlang in langs:
             for dlang in langs:
-                qrels.append({"query_id": f"{qlang}-q{i}", "doc_id": f"{dlang}-d{i}", "relevance": 1})
+                qrels.append(
+                    {"query_id": f"{qlang}-q{i}", "doc_id": f"{dlang}-d{i}", "relevance": 1}
+                )
     return Benchmark(
         "tiny",
         pl.DataFrame(docs),

@@ -80,7 +80,9 @@ def _complete(folder: Path, spec: SourceSpec) -> bool:
     return all((folder / n).exists() for n in needed)
 
 
-def resolve_source(spec: SourceSpec, source: str | Path | None = None, *, download: bool = True) -> Path:
+def resolve_source(
+    spec: SourceSpec, source: str | Path | None = None, *, download: bool = True
+) -> Path:
     """Return a local path holding ``spec``'s files (see module docstring for the order)."""
     if source is not None:
         path = Path(source).expanduser()
@@ -90,13 +92,21 @@ def resolve_source(spec: SourceSpec, source: str | Path | None = None, *, downlo
             # allow pointing at a data root that contains relpath
             if _complete(path / spec.relpath, spec):
                 return path / spec.relpath
-            missing = [n for n in (spec.required or [f.relpath for f in spec.files]) if not (path / n).exists()]
+            missing = [
+                n
+                for n in (spec.required or [f.relpath for f in spec.files])
+                if not (path / n).exists()
+            ]
             raise SourceNotFoundError(
                 f"{path} is missing {len(missing)} file(s) of {spec.relpath}: {', '.join(missing[:5])}"
             )
         return path
     for root in data_roots():
-        cand = root if root.name == Path(spec.relpath).name and _complete(root, spec) else root / spec.relpath
+        cand = (
+            root
+            if root.name == Path(spec.relpath).name and _complete(root, spec)
+            else root / spec.relpath
+        )
         if _complete(cand, spec):
             return cand
     if download and spec.files:

@@ -70,7 +70,16 @@ def register(
         if name in BUILDERS and BUILDERS[name].build is not fn:
             raise ValueError(f"builder {name!r} registered twice")
         BUILDERS[name] = BuilderSpec(
-            name, fn, domain, description, licence, version, source, source_help, tuple(options), kind
+            name,
+            fn,
+            domain,
+            description,
+            licence,
+            version,
+            source,
+            source_help,
+            tuple(options),
+            kind,
         )
         return fn
 
@@ -116,22 +125,22 @@ def source_checksum(path: Path) -> str:
 
 
 def build(
-    name: str,
+    builder: str,
     source: str | Path | None = None,
     *,
     sample_queries: int | None = None,
     seed: int = 0,
     **options: Any,
 ) -> Benchmark:
-    """Build benchmark ``name`` in memory (resolving its source) and validate it.
+    """Build benchmark ``builder`` in memory (resolving its source) and validate it.
 
     ``sample_queries`` keeps a seeded sample of that many query *units* (a question and
     its translations count once) and the whole corpus, for a quick look.
     """
-    spec = get_builder(name)
+    spec = get_builder(builder)
     if spec.source is None:
         if source is None:
-            raise XevalError(f"{name} reads your own data: pass --source PATH")
+            raise XevalError(f"{builder} reads your own data: pass --source PATH")
         src = Path(source).expanduser()
         if not src.exists():
             raise XevalError(f"--source {src} does not exist")
@@ -140,7 +149,7 @@ def build(
     opts = {o.name: options.get(o.name, o.default) for o in spec.options}
     unknown = set(options) - set(opts)
     if unknown:
-        raise XevalError(f"{name} has no option(s) {sorted(unknown)}")
+        raise XevalError(f"{builder} has no option(s) {sorted(unknown)}")
     bench = spec.build(src, **opts)
     bench.manifest = {
         "domain": spec.domain,
@@ -179,7 +188,7 @@ def subsample_queries(bench: Benchmark, n: int, seed: int = 0) -> Benchmark:
 
 
 def build_benchmark(
-    name: str,
+    builder: str,
     out: str | Path,
     source: str | Path | None = None,
     *,
@@ -188,9 +197,9 @@ def build_benchmark(
     seed: int = 0,
     **options: Any,
 ) -> Path:
-    """Build benchmark ``name`` and write it to ``out`` atomically."""
+    """Build benchmark ``builder`` and write it to ``out`` atomically."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise XevalError(f"{out} exists; pass --overwrite to replace it")
-    bench = build(name, source, sample_queries=sample_queries, seed=seed, **options)
+    bench = build(builder, source, sample_queries=sample_queries, seed=seed, **options)
     return bench.save(out, overwrite=overwrite)

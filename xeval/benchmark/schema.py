@@ -103,13 +103,13 @@ class Benchmark:
             if dup.height:
                 raise XevalError(f"duplicate {key} {dup[key][0]!r}", file=where, record=key)
         for table, name in ((self.corpus, "corpus"), (self.queries, "queries")):
-            bad = table.filter(
-                pl.col("lang").is_null() | (pl.col("lang").str.strip_chars() == "")
-            )
+            bad = table.filter(pl.col("lang").is_null() | (pl.col("lang").str.strip_chars() == ""))
             if bad.height:
                 key = table.columns[0]
                 raise XevalError(f"{name} record {bad[key][0]!r} has no language", file=where)
-            empty = table.filter(pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
+            empty = table.filter(
+                pl.col("text").is_null() | (pl.col("text").str.strip_chars() == "")
+            )
             if empty.height:
                 key = table.columns[0]
                 raise XevalError(f"{name} record {empty[key][0]!r} has empty text", file=where)
@@ -141,7 +141,7 @@ class Benchmark:
             "format_version": FORMAT_VERSION,
             **self.manifest,
             "name": self.name,
-            "languages": self.manifest.get("languages") or self.languages,
+            "languages": sorted(self.manifest.get("languages") or self.languages),
             "counts": {
                 "queries": self.queries.height,
                 "documents": self.corpus.height,
@@ -167,7 +167,12 @@ def _conform(df: pl.DataFrame, schema: dict[str, pl.DataType], name: str) -> pl.
     if missing:
         raise XevalError(f"{name} table lacks column(s) {missing}; has {df.columns}")
     exprs = [pl.col(c).cast(t) for c, t in schema.items()]
-    exprs += [pl.col(c).cast(t) for c, t in OPTIONAL.items() if c in df.columns]
+    # optional columns are kept only when they carry something (so formats round-trip)
+    exprs += [
+        pl.col(c).cast(t)
+        for c, t in OPTIONAL.items()
+        if c in df.columns and df.get_column(c).cast(pl.String).fill_null("").str.len_chars().max()
+    ]
     return df.select(exprs)
 
 

@@ -94,11 +94,23 @@ def enumerate_settings(
             if kind == "multi":
                 qr = by_qlang.get(x)
                 if qr is not None and qr.height:
-                    out.append(Setting(setting_name("multi", x), "multi", x, tuple(bench.languages), qr.sort("query_id", "doc_id")))
+                    out.append(
+                        Setting(
+                            setting_name("multi", x),
+                            "multi",
+                            x,
+                            tuple(bench.languages),
+                            qr.sort("query_id", "doc_id"),
+                        )
+                    )
                 continue
             targets = [x] if kind == "mono" else [y for y in langs if y != x]
             for y in targets:
                 qr = by_pair.get((x, y))
                 if qr is not None and qr.height:
-                    out.append(Setting(setting_name(kind, x, y), kind, x, (y,), qr.sort("query_id", "doc_id")))
+                    out.append(
+                        Setting(
+                            setting_name(kind, x, y), kind, x, (y,), qr.sort("query_id", "doc_id")
+                        )
+                    )
     return out

@@ -16,15 +16,42 @@ from xeval import __version__
 
 # command name -> "module:attribute"; adding a command is one line here plus its module
 COMMANDS: dict[str, tuple[str, str]] = {
-    "build-benchmark": ("xeval.cli.benchmark:build_benchmark_cmd", "Turn a published data set or your own files into a benchmark directory."),
-    "export": ("xeval.cli.benchmark:export_cmd", "Write a benchmark as a BEIR folder and TREC files."),
-    "settings": ("xeval.cli.benchmark:settings_cmd", "List the mono / cross / multi settings of a benchmark."),
-    "models": ("xeval.cli.models:models_cmd", "Install, list and locate offline models (multilingual-e5-small, tiny test model)."),
-    "run": ("xeval.cli.run:run_cmd", "Encode a benchmark with a model and write ranked runs for every setting."),
-    "evaluate": ("xeval.cli.evaluate:evaluate_cmd", "Score a run directory: MRR, Recall@k, nDCG, mAP, language bias."),
-    "compare": ("xeval.cli.compare:compare_cmd", "Significance tests between evaluated runs, with corrected p-values and reports."),
-    "pairs": ("xeval.cli.finetune:pairs_cmd", "Build (query, passage) training pairs from parallel data."),
-    "finetune": ("xeval.cli.finetune:finetune_cmd", "Hybrid-batch (X-X / X-Y / hybrid) contrastive fine-tuning."),
+    "build-benchmark": (
+        "xeval.cli.benchmark:build_benchmark_cmd",
+        "Turn a published data set or your own files into a benchmark directory.",
+    ),
+    "export": (
+        "xeval.cli.benchmark:export_cmd",
+        "Write a benchmark as a BEIR folder and TREC files.",
+    ),
+    "settings": (
+        "xeval.cli.benchmark:settings_cmd",
+        "List the mono / cross / multi settings of a benchmark.",
+    ),
+    "models": (
+        "xeval.cli.models:models_cmd",
+        "Install, list and locate offline models (multilingual-e5-small, tiny test model).",
+    ),
+    "run": (
+        "xeval.cli.run:run_cmd",
+        "Encode a benchmark with a model and write ranked runs for every setting.",
+    ),
+    "evaluate": (
+        "xeval.cli.evaluate:evaluate_cmd",
+        "Score a run directory: MRR, Recall@k, nDCG, mAP, language bias.",
+    ),
+    "compare": (
+        "xeval.cli.compare:compare_cmd",
+        "Significance tests between evaluated runs, with corrected p-values and reports.",
+    ),
+    "pairs": (
+        "xeval.cli.finetune:pairs_cmd",
+        "Build (query, passage) training pairs from parallel data.",
+    ),
+    "finetune": (
+        "xeval.cli.finetune:finetune_cmd",
+        "Hybrid-batch (X-X / X-Y / hybrid) contrastive fine-tuning.",
+    ),
 }
 
 
@@ -43,7 +70,9 @@ class LazyGroup(click.Group):
             mod = importlib.import_module(mod_name)
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("xeval"):
-                return click.Command(name, help=f"{short} (not available in this build)", short_help=short)
+                return click.Command(
+                    name, help=f"{short} (not available in this build)", short_help=short
+                )
             raise
         return getattr(mod, attr)
 
@@ -64,7 +93,10 @@ class LazyGroup(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="xeval")
 def main() -> None:
     """xeval: does a multilingual retriever really work across languages?

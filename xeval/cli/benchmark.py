@@ -11,39 +11,74 @@ from xeval.benchmark.registry import BuilderSpec, build_benchmark, builders
 
 
 def _builder_command(spec: BuilderSpec) -> click.Command:
-    src_help = (
-        f"Where the raw files are: {spec.source_help or 'a folder or archive'}. "
-        + (
-            "Default: $XEVAL_SOURCES/"
-            f"{spec.source.relpath}, then ../shared/data/{spec.source.relpath}, then the "
-            f"xeval cache, then a pinned download of {spec.source.upstream}."
-            if spec.source
-            else "Required: this builder reads your own data."
-        )
+    src_help = f"Where the raw files are: {spec.source_help or 'a folder or archive'}. " + (
+        "Default: $XEVAL_SOURCES/"
+        f"{spec.source.relpath}, then ../shared/data/{spec.source.relpath}, then the "
+        f"xeval cache, then a pinned download of {spec.source.upstream}."
+        if spec.source
+        else "Required: this builder reads your own data."
     )
     params: list[click.Parameter] = [
-        click.Option(["--out", "-o"], required=True, type=click.Path(path_type=Path),
-                     help="Benchmark directory to write (written atomically)."),
-        click.Option(["--source", "-s"], type=click.Path(path_type=Path), required=spec.source is None,
-                     help=src_help),
+        click.Option(
+            ["--out", "-o"],
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Benchmark directory to write (written atomically).",
+        ),
+        click.Option(
+            ["--source", "-s"],
+            type=click.Path(path_type=Path),
+            required=spec.source is None,
+            help=src_help,
+        ),
         click.Option(["--overwrite"], is_flag=True, help="Replace --out if it exists."),
-        click.Option(["--sample-queries"], type=click.IntRange(min=1), default=None,
-                     help="Keep a seeded sample of N query units (all their languages) and the "
-                     "whole corpus: a quick look. Default: every query."),
-        click.Option(["--seed"], type=int, default=0, show_default=True, help="Seed for --sample-queries."),
+        click.Option(
+            ["--sample-queries"],
+            type=click.IntRange(min=1),
+            default=None,
+            help="Keep a seeded sample of N query units (all their languages) and the "
+            "whole corpus: a quick look. Default: every query.",
+        ),
+        click.Option(
+            ["--seed"], type=int, default=0, show_default=True, help="Seed for --sample-queries."
+        ),
     ]
     for opt in spec.options:
         flag = "--" + opt.name.replace("_", "-")
         if opt.type is bool:
-            params.append(click.Option([f"{flag}/--no-{opt.name.replace('_', '-')}"], default=opt.default,
-                                       show_default=True, help=opt.help))
+            params.append(
+                click.Option(
+                    [f"{flag}/--no-{opt.name.replace('_', '-')}"],
+                    default=opt.default,
+                    show_default=True,
+                    help=opt.help,
+                )
+            )
         else:
             typ = click.Choice(list(opt.choices)) if opt.choices else opt.type
-            params.append(click.Option([flag], type=typ, default=opt.default, show_default=True, help=opt.help))
+            params.append(
+                click.Option(
+                    [flag], type=typ, default=opt.default, show_default=True, help=opt.help
+                )
+            )
 
-    def callback(out: Path, source: Path | None, overwrite: bool, sample_queries: int | None, seed: int, **opts):
-        path = build_benchmark(spec.name, out, source, overwrite=overwrite, sample_queries=sample_queries,
-                               seed=seed, **opts)
+    def callback(
+        out: Path,
+        source: Path | None,
+        overwrite: bool,
+        sample_queries: int | None,
+        seed: int,
+        **opts,
+    ):
+        path = build_benchmark(
+            spec.name,
+            out,
+            source,
+            overwrite=overwrite,
+            sample_queries=sample_queries,
+            seed=seed,
+            **opts,
+        )
         _print_summary(path)
 
     return click.Command(
@@ -101,10 +136,18 @@ def build_benchmark_cmd() -> None:
 
 @click.command("export")
 @click.argument("benchmark", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write.")
-@click.option("--format", "fmt", type=click.Choice(["beir", "trec", "both"]), default="both", show_default=True,
-              help="beir: corpus.jsonl, queries.jsonl, qrels/test.tsv (with a lang field); "
-              "trec: qrels.trec plus one qrels file per setting under settings/.")
+@click.option(
+    "--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["beir", "trec", "both"]),
+    default="both",
+    show_default=True,
+    help="beir: corpus.jsonl, queries.jsonl, qrels/test.tsv (with a lang field); "
+    "trec: qrels.trec plus one qrels file per setting under settings/.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def export_cmd(benchmark: Path, out: Path, fmt: str, overwrite: bool) -> None:
     """Write BENCHMARK back out as a BEIR folder and/or TREC qrels files."""
@@ -116,8 +159,13 @@ def export_cmd(benchmark: Path, out: Path, fmt: str, overwrite: bool) -> None:
 
 @click.command("settings")
 @click.argument("benchmark", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(["mono", "cross", "multi"]),
-              help="Only these kinds (repeatable). Default: all.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["mono", "cross", "multi"]),
+    help="Only these kinds (repeatable). Default: all.",
+)
 def settings_cmd(benchmark: Path, kinds: tuple[str, ...]) -> None:
     """List BENCHMARK's retrieval settings with their query and qrel counts."""
     from xeval.benchmark.schema import load_benchmark
@@ -125,4 +173,6 @@ def settings_cmd(benchmark: Path, kinds: tuple[str, ...]) -> None:
 
     bench = load_benchmark(benchmark)
     for s in enumerate_settings(bench, kinds or ("mono", "cross", "multi")):
-        click.echo(f"{s.name:20s} {s.kind:6s} queries={len(s.query_ids):6d} qrels={s.qrels.height:7d}")
+        click.echo(
+            f"{s.name:20s} {s.kind:6s} queries={len(s.query_ids):6d} qrels={s.qrels.height:7d}"
+        )

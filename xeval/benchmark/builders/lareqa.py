@@ -56,7 +56,9 @@ def _spec(name: str, langs: tuple[str, ...], licence: str) -> SourceSpec:
         licence=licence,
         upstream=f"google-research-datasets/lareqa@{_COMMIT[name]} {name}/",
         files=tuple(
-            RemoteFile(f"{lang}.json", f"{_UPSTREAM}/{_COMMIT[name]}/{name}/{lang}.json", _SHA[name][lang])
+            RemoteFile(
+                f"{lang}.json", f"{_UPSTREAM}/{_COMMIT[name]}/{name}/{lang}.json", _SHA[name][lang]
+            )
             for lang in langs
         ),
     )
@@ -73,7 +75,9 @@ def read_lareqa_file(path: Path, lang: str) -> tuple[list[dict], list[dict]]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise XevalError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=path) from None
+        raise XevalError(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=path
+        ) from None
     docs: list[dict] = []
     questions: list[dict] = []
     try:
@@ -89,7 +93,9 @@ def read_lareqa_file(path: Path, lang: str) -> tuple[list[dict], list[dict]]:
             sents, breaks = para["sentences"], para["sentence_breaks"]
             if len(sents) != len(breaks):
                 raise XevalError(
-                    f"{len(sents)} sentences but {len(breaks)} sentence_breaks", file=path, record=where
+                    f"{len(sents)} sentences but {len(breaks)} sentence_breaks",
+                    file=path,
+                    record=where,
                 )
             ids = [f"{lang}-a{ai}-p{pi}-s{si}" for si in range(len(sents))]
             docs += [
@@ -99,16 +105,30 @@ def read_lareqa_file(path: Path, lang: str) -> tuple[list[dict], list[dict]]:
             for qa in para["qas"]:
                 qwhere = f"{where} question {qa.get('id', '?')!r}"
                 try:
-                    qid, text, start = qa["id"], qa["question"], int(qa["answers"][0]["answer_start"])
+                    qid, text, start = (
+                        qa["id"],
+                        qa["question"],
+                        int(qa["answers"][0]["answer_start"]),
+                    )
                 except (KeyError, IndexError, TypeError, ValueError) as exc:
-                    raise XevalError(f"missing or bad field ({exc!r})", file=path, record=qwhere) from None
+                    raise XevalError(
+                        f"missing or bad field ({exc!r})", file=path, record=qwhere
+                    ) from None
                 hit = [i for i, (b, e) in enumerate(breaks) if b <= start < e]
                 if not hit:
                     raise XevalError(
-                        f"answer_start {start} lies outside every sentence break", file=path, record=qwhere
+                        f"answer_start {start} lies outside every sentence break",
+                        file=path,
+                        record=qwhere,
                     )
                 questions.append(
-                    {"query_id": f"{lang}-{qid}", "lang": lang, "text": text, "unit_id": qid, "doc_id": ids[hit[0]]}
+                    {
+                        "query_id": f"{lang}-{qid}",
+                        "lang": lang,
+                        "text": text,
+                        "unit_id": qid,
+                        "doc_id": ids[hit[0]],
+                    }
                 )
     return docs, questions
 
@@ -124,7 +144,9 @@ def build_lareqa(source: Path, langs: tuple[str, ...], name: str) -> Benchmark:
         seen: set[str] = set()
         for rec in q:
             if rec["query_id"] in seen:
-                raise XevalError(f"duplicate question id {rec['unit_id']!r}", file=source / f"{lang}.json")
+                raise XevalError(
+                    f"duplicate question id {rec['unit_id']!r}", file=source / f"{lang}.json"
+                )
             seen.add(rec["query_id"])
     corpus = pl.DataFrame(docs)
     qtab = pl.DataFrame(questions)
