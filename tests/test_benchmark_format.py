@@ -113,11 +113,11 @@ def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(XevalError, match="does not exist"):
         load_benchmark(tmp_path / "none")
     (tmp_path / "x").mkdir()
-    with pytest.raises(XevalError, match="no benchmark.json"):
+    with pytest.raises(XevalError, match=r"no benchmark.json"):
         load_benchmark(tmp_path / "x")
     out = make_tiny_benchmark().save(tmp_path / "b")
     (out / "corpus.parquet").write_bytes(b"PAR1garbage")
-    with pytest.raises(XevalError, match="corpus.parquet"):
+    with pytest.raises(XevalError, match=r"corpus.parquet"):
         load_benchmark(out)
 
 

@@ -138,7 +138,7 @@ def test_corpus_text_matches_source(shared_data: Path) -> None:
                     start = qa["answers"][0]["answer_start"]
                     sent = next(
                         s
-                        for s, (a, e) in zip(p["sentences"], p["sentence_breaks"])
+                        for s, (a, e) in zip(p["sentences"], p["sentence_breaks"], strict=False)
                         if a <= start < e
                     )
                     assert d["text"][0] == sent

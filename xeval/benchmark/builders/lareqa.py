@@ -100,7 +100,7 @@ def read_lareqa_file(path: Path, lang: str) -> tuple[list[dict], list[dict]]:
             ids = [f"{lang}-a{ai}-p{pi}-s{si}" for si in range(len(sents))]
             docs += [
                 {"doc_id": d, "lang": lang, "text": s, "title": article.get("title")}
-                for d, s in zip(ids, sents)
+                for d, s in zip(ids, sents, strict=False)
             ]
             for qa in para["qas"]:
                 qwhere = f"{where} question {qa.get('id', '?')!r}"
