@@ -1,0 +1,130 @@
+"""``xeval compare``: significance tests between evaluated runs, corrected, with reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from xeval.compare.core import BY, UNITS
+from xeval.compare.stats import CORRECTIONS, TESTS
+
+
+@click.command("compare")
+@click.argument("runs", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--test",
+    "test",
+    type=click.Choice(TESTS),
+    default="paired-t",
+    show_default=True,
+    help="paired-t (= ranx 'student'), fisher (paired randomization), tukey (Tukey "
+    "HSD, as ranx), wilcoxon (signed-rank).",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    default=("MRR@10",),
+    show_default=True,
+    help="Metric to compare (repeatable): any evaluated metric, e.g. R@10, MAP, "
+    "nDCG@10, or LB (language bias, lower is better).",
+)
+@click.option(
+    "--baseline",
+    default=None,
+    help="Compare every system against this one (system name, model label or run "
+    "folder name). Default: all pairs.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(BY),
+    default="group",
+    show_default=True,
+    help="group: one test per setting group (mono/cross/multi); pair: one per "
+    "setting (query language x document language).",
+)
+@click.option(
+    "--unit",
+    type=click.Choice(UNITS),
+    default="observation",
+    show_default=True,
+    help="Paired unit within a group: observation = (setting, query) cell; query = "
+    "a query id averaged over the group's settings (more conservative).",
+)
+@click.option(
+    "--correction",
+    type=click.Choice(CORRECTIONS),
+    default="holm",
+    show_default=True,
+    help="Multiple-testing correction across every comparison of this call.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level for the corrected p-values.",
+)
+@click.option(
+    "--permutations",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Random swaps for --test fisher (exact enumeration when 2^n is smaller).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --test fisher.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Report folder (Markdown, LaTeX, CSV, Parquet, PNG/SVG, report.html); "
+    "written atomically. Default: print only.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def compare_cmd(
+    runs: Path,
+    test: str,
+    metrics: tuple[str, ...],
+    baseline: str | None,
+    by: str,
+    unit: str,
+    correction: str,
+    alpha: float,
+    permutations: int,
+    seed: int,
+    out: Path | None,
+    overwrite: bool,
+) -> None:
+    """Compare every evaluated run under RUNS, query by query.
+
+    Runs must share the benchmark (fingerprint) and, per setting, the query set; runs that
+    differ only by seed are grouped into one system (mean ± std). Prints the corrected
+    table; with --out also writes the reports.
+    """
+    from xeval.compare import CompareOptions, compare_folder, write_report
+    from xeval.compare.tables import console
+    from xeval.errors import XevalError
+
+    if out is not None and out.exists() and not overwrite:
+        raise XevalError(f"{out} exists; pass --overwrite to replace it")
+    options = CompareOptions(
+        test=test,
+        metrics=tuple(dict.fromkeys(metrics)),
+        baseline=baseline,
+        by=by,
+        unit=unit,
+        correction=correction,
+        alpha=alpha,
+        permutations=permutations,
+        seed=seed,
+    )
+    comp = compare_folder(runs, options)
+    click.echo(console(comp))
+    if out is not None:
+        path = write_report(comp, out, overwrite=overwrite)
+        click.echo(
+            f"\nwrote {path}/ (report.html, report.md, report.tex, comparisons.csv|parquet, "
+            "scores.csv|parquet, figures/*.png|svg)"
+        )

@@ -1,0 +1,193 @@
+"""Paired significance tests, effect sizes and multiple-testing corrections.
+
+Tests and how they map onto ranx's ``compare(stat_test=...)``:
+
+- ``paired-t`` = ranx ``"student"``: ranx calls ``scipy.stats.ttest_rel`` itself, so we
+  call scipy directly (same p-values, no numba start-up; a test checks the agreement).
+- ``fisher`` = ranx ``"fisher"``: the paired randomization test (swap the two systems'
+  values of a query at random; statistic |mean difference|). Implemented here in NumPy
+  because ranx's numba version seeds only the main thread under ``parallel=True``, so the
+  same seed gives different p-values from one call to the next, and it costs a JIT
+  compile. Ours is seeded and reproducible, enumerates all 2^m swaps exactly when that is
+  no more than the permutation budget (m = number of non-zero differences), and otherwise
+  returns the Monte-Carlo estimate (count + 1) / (R + 1) (never 0; ranx uses count / R).
+- ``tukey`` = ranx ``"tukey"``: ranx calls ``scipy.stats.tukey_hsd`` on every system's
+  per-query values at once; so do we. Tukey's HSD is an *unpaired* one-way test whose
+  p-values already control the family-wise error over all pairs of systems; ``--correction``
+  is still applied on top across everything compared in one call (conservative).
+- ``wilcoxon``: the signed-rank test, ``scipy.stats.wilcoxon`` on the paired differences
+  (ranx has none); zero differences are dropped (scipy's ``zero_method="wilcox"``).
+
+Corrections: Holm and Bonferroni are small hand-written functions (statsmodels is not a
+dependency); Benjamini-Hochberg is ``scipy.stats.false_discovery_control``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+TESTS = ("paired-t", "fisher", "tukey", "wilcoxon")
+RANX_NAMES = {"paired-t": "student", "fisher": "fisher", "tukey": "tukey", "wilcoxon": None}
+CORRECTIONS = ("holm", "bonferroni", "bh", "none")
+_TIE = 1e-12
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A test's statistic, two-sided p-value and a short note on how it was computed."""
+
+    statistic: float
+    p_value: float
+    method: str
+
+
+def _diff(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a_.shape != b_.shape or a_.ndim != 1:
+        raise ValueError(f"paired samples must be 1-d and equally long: {a_.shape} vs {b_.shape}")
+    return b_ - a_
+
+
+def paired_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
+    """Two-sided paired t-test of b against a (``scipy.stats.ttest_rel``)."""
+    d = _diff(a, b)
+    if d.size < 2 or np.all(np.abs(d) <= _TIE):
+        return TestResult(0.0, 1.0, "no differences" if d.size >= 2 else "fewer than 2 pairs")
+    res = _st.ttest_rel(np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64))
+    return TestResult(float(res.statistic), float(res.pvalue), f"t, df={d.size - 1}")
+
+
+def wilcoxon(a: Sequence[float], b: Sequence[float]) -> TestResult:
+    """Two-sided Wilcoxon signed-rank test of b against a (``scipy.stats.wilcoxon``)."""
+    d = _diff(a, b)
+    if np.count_nonzero(np.abs(d) > _TIE) == 0:
+        return TestResult(0.0, 1.0, "no differences")
+    res = _st.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+    return TestResult(float(res.statistic), float(res.pvalue), "signed-rank")
+
+
+def fisher_randomization(
+    a: Sequence[float],
+    b: Sequence[float],
+    n_permutations: int = 10_000,
+    seed: int = 0,
+    exact: bool | None = None,
+) -> TestResult:
+    """Two-sided paired randomization test of the mean difference (statistic: mean b - a).
+
+    ``exact=None`` enumerates all 2^m sign swaps when 2^m <= ``n_permutations``, else
+    samples ``n_permutations`` swaps; True/False force either.
+    """
+    d_all = _diff(a, b)
+    d = d_all[np.abs(d_all) > _TIE]  # a zero difference is the same after a swap
+    m = d.size
+    if m == 0:
+        return TestResult(0.0, 1.0, "no differences")
+    observed = abs(d.sum())
+    tol = 1e-9 * max(1.0, float(np.abs(d).sum()))
+    total = d.sum()
+    if exact is None:
+        exact = m <= 62 and 2**m <= n_permutations
+    if exact:
+        if m > 26:
+            raise ValueError(f"exact enumeration of 2^{m} swaps is too large")
+        count = 0
+        n_all = 2**m
+        shifts = np.arange(m, dtype=np.int64)
+        step = max(1, (1 << 22) // m)
+        for start in range(0, n_all, step):
+            idx = np.arange(start, min(n_all, start + step), dtype=np.int64)
+            bits = ((idx[:, None] >> shifts) & 1).astype(np.float64)
+            count += int(np.count_nonzero(np.abs(total - 2 * (bits @ d)) >= observed - tol))
+        return TestResult(float(d_all.mean()), count / n_all, f"exact, 2^{m} swaps")
+    rng = np.random.default_rng(seed)
+    n_bytes = (m + 7) // 8
+    step = max(1, min(n_permutations, (1 << 23) // m))
+    count = 0
+    for done in range(0, n_permutations, step):
+        size = min(step, n_permutations - done)
+        raw = np.frombuffer(rng.bytes(size * n_bytes), dtype=np.uint8).reshape(size, n_bytes)
+        bits = np.unpackbits(raw, axis=1, count=m).astype(np.float64)
+        count += int(np.count_nonzero(np.abs(total - 2 * (bits @ d)) >= observed - tol))
+    p = (count + 1) / (n_permutations + 1)
+    return TestResult(float(d_all.mean()), p, f"{n_permutations} random swaps, seed {seed}")
+
+
+def tukey_hsd(samples: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Tukey's HSD over several systems (``scipy.stats.tukey_hsd``, as ranx).
+
+    Returns (mean-difference matrix [i, j] = mean_i - mean_j, p-value matrix).
+    """
+    arrays = [np.asarray(s, dtype=np.float64) for s in samples]
+    if len(arrays) < 2:
+        raise ValueError("Tukey's HSD needs at least two systems")
+    res = _st.tukey_hsd(*arrays)
+    stat = np.asarray(res.statistic, dtype=np.float64)
+    pval = np.asarray(res.pvalue, dtype=np.float64)
+    # zero pooled variance: scipy gives NaN; equal means are not different, others are
+    pval = np.where(np.isnan(pval), np.where(np.abs(stat) <= _TIE, 1.0, 0.0), pval)
+    return stat, pval
+
+
+def mean_difference_ci(
+    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean of b - a with a t-based confidence interval (NaN bounds for n < 2)."""
+    d = _diff(a, b)
+    mean = float(d.mean()) if d.size else float("nan")
+    if d.size < 2:
+        return mean, float("nan"), float("nan")
+    se = float(d.std(ddof=1)) / np.sqrt(d.size)
+    half = float(_st.t.ppf(0.5 + confidence / 2, d.size - 1)) * se
+    return mean, mean - half, mean + half
+
+
+def win_tie_loss(
+    a: Sequence[float], b: Sequence[float], higher_is_better: bool = True
+) -> tuple[int, int, int]:
+    """How often b beats, ties and loses to a (ties: |difference| <= 1e-12)."""
+    d = _diff(a, b)
+    if not higher_is_better:
+        d = -d
+    wins = int(np.count_nonzero(d > _TIE))
+    losses = int(np.count_nonzero(d < -_TIE))
+    return wins, d.size - wins - losses, losses
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error)."""
+    p_ = np.asarray(p, dtype=np.float64)
+    m = p_.size
+    if m == 0:
+        return p_.copy()
+    order = np.argsort(p_, kind="stable")
+    adj = np.maximum.accumulate((m - np.arange(m)) * p_[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def bonferroni(p: Sequence[float]) -> np.ndarray:
+    """Bonferroni-adjusted p-values: min(1, m * p)."""
+    p_ = np.asarray(p, dtype=np.float64)
+    return np.minimum(p_ * p_.size, 1.0)
+
+
+def adjust(p: Sequence[float], method: str) -> np.ndarray:
+    """Adjust p-values for multiple testing: holm | bonferroni | bh | none."""
+    p_ = np.asarray(p, dtype=np.float64)
+    if np.any(~np.isfinite(p_)) or np.any((p_ < 0) | (p_ > 1)):
+        raise ValueError("p-values must be finite and in [0, 1]")
+    if method == "holm":
+        return holm(p_)
+    if method == "bonferroni":
+        return bonferroni(p_)
+    if method == "bh":
+        return _st.false_discovery_control(p_, method="bh") if p_.size else p_.copy()
+    if method == "none":
+        return p_.copy()
+    raise ValueError(f"unknown correction {method!r}; choose one of {', '.join(CORRECTIONS)}")
