@@ -60,7 +60,10 @@ def run_demo(
     bench_dir = ensure_benchmark(benchmark, out / "bench" / tag, sample_queries)
     bench = load_benchmark(bench_dir)
     c = bench.manifest["counts"]
-    click.echo(f"    {c['queries']} queries, {c['documents']} documents, {len(bench.languages)} languages", err=True)
+    click.echo(
+        f"    {c['queries']} queries, {c['documents']} documents, {len(bench.languages)} languages",
+        err=True,
+    )
 
     _stage(f"model {model}")
     path = resolve_model(model)
@@ -84,22 +87,43 @@ def run_demo(
         "   machine-translated QA; this one is zero-shot and dequantized from 4 bits.)"
     )
     click.echo("")
-    click.echo(f"full results: {run_dir / 'eval'} (per_query / per_setting / summary .parquet .csv .md)")
+    click.echo(
+        f"full results: {run_dir / 'eval'} (per_query / per_setting / summary .parquet .csv .md)"
+    )
     click.echo(f"runs (TREC + Parquet): {run_dir / 'runs'}")
     click.echo(f"done in {time.perf_counter() - t0:.0f} s")
     return run_dir
 
 
 @click.command("demo")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True,
-              help="Where the benchmark, runs and evaluation go.")
-@click.option("--model", "-m", default="multilingual-e5-small", show_default=True,
-              help="Model name or path (offline: multilingual-e5-small, tiny).")
-@click.option("--benchmark", default="xquad-r", show_default=True, help="Registered benchmark to build.")
-@click.option("--sample-queries", type=click.IntRange(min=1), default=None,
-              help="Quick look: N question units (x every language) against the full corpus. "
-              "Default: all 1,190 (about 10-15 minutes on 2 CPU cores, mostly encoding).")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("out/demo"),
+    show_default=True,
+    help="Where the benchmark, runs and evaluation go.",
+)
+@click.option(
+    "--model",
+    "-m",
+    default="multilingual-e5-small",
+    show_default=True,
+    help="Model name or path (offline: multilingual-e5-small, tiny).",
+)
+@click.option(
+    "--benchmark", default="xquad-r", show_default=True, help="Registered benchmark to build."
+)
+@click.option(
+    "--sample-queries",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Quick look: N question units (x every language) against the full corpus. "
+    "Default: all 1,190 (about 10-15 minutes on 2 CPU cores, mostly encoding).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-def demo_cmd(out: Path, model: str, benchmark: str, sample_queries: int | None, batch_size: int) -> None:
+def demo_cmd(
+    out: Path, model: str, benchmark: str, sample_queries: int | None, batch_size: int
+) -> None:
     """Build XQuAD-R, evaluate multilingual-e5-small zero-shot on every setting, print the table."""
     run_demo(out, model, benchmark, sample_queries, batch_size)

@@ -147,6 +147,8 @@ def build(
     else:
         src = resolve_source(spec.source, source)
     opts = {o.name: options.get(o.name, o.default) for o in spec.options}
+    if "seed" in opts and "seed" not in options:
+        opts["seed"] = seed  # a builder's own seed follows the common --seed
     unknown = set(options) - set(opts)
     if unknown:
         raise XevalError(f"{builder} has no option(s) {sorted(unknown)}")

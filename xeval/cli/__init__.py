@@ -16,7 +16,10 @@ from xeval import __version__
 
 # command name -> "module:attribute"; adding a command is one line here plus its module
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("xeval.demo:demo_cmd", "Build XQuAD-R, evaluate multilingual-e5-small zero-shot, print the table."),
+    "demo": (
+        "xeval.demo:demo_cmd",
+        "Build XQuAD-R, evaluate multilingual-e5-small zero-shot, print the table.",
+    ),
     "build-benchmark": (
         "xeval.cli.benchmark:build_benchmark_cmd",
         "Turn a published data set or your own files into a benchmark directory.",

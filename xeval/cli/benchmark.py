@@ -44,6 +44,8 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
         ),
     ]
     for opt in spec.options:
+        if opt.name in ("seed", "out", "source", "overwrite", "sample_queries"):
+            continue  # common options above; a builder's own ``seed`` receives --seed
         flag = "--" + opt.name.replace("_", "-")
         if opt.type is bool:
             params.append(
