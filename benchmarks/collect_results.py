@@ -72,7 +72,14 @@ def main(study: Path) -> None:
     runs = study / "runs"
     zs = [
         (b, runs / b / "e5-small")
-        for b in ["xquad-r-s100", "python-faq", "manpages", "justice-canada", "finlex", "cc-legalcode"]
+        for b in [
+            "xquad-r-s100",
+            "python-faq",
+            "manpages",
+            "justice-canada",
+            "finlex",
+            "cc-legalcode",
+        ]
         if (runs / b / "e5-small" / "eval" / "summary.csv").exists()
     ]
     demo = ROOT / "out" / "demo" / "runs" / "xquad-r--multilingual-e5-small"
@@ -91,7 +98,7 @@ def main(study: Path) -> None:
         "Benchmarks:",
         "",
     ]
-    for name, rd in zs:
+    for _name, rd in zs:
         rj = json.loads((rd / "run.json").read_text())
         lines.append(bench_line(Path(rj["benchmark"]["path"])))
     lines += [
@@ -125,7 +132,7 @@ def main(study: Path) -> None:
         c = next(iter(cards.values()))
         cfg = c["config"]
         lines += [
-            f"Training: multilingual-e5-small, MLQA-R pairs (question -> answer sentence, 7 languages),",
+            "Training: multilingual-e5-small, MLQA-R pairs (question -> answer sentence, 7 languages),",
             f"{cfg['max_steps']} steps x batch {cfg['batch_size']}, lr {cfg['lr']}, weight decay",
             f"{cfg['weight_decay']}, scale {cfg['scale']}, warm-up {cfg['warmup']}, max length",
             f"{cfg['max_length']}, word embeddings frozen, seed {cfg['seed']}, alpha {cfg['alpha']}"
@@ -157,6 +164,18 @@ def main(study: Path) -> None:
             lines += [
                 "Paired t-tests against the base model, Holm-corrected across every comparison",
                 f"of the call (`xeval compare`, report in `{study.name}/compare/{b}/`):",
+                "",
+                "```",
+                cmp.read_text().rstrip(),
+                "```",
+                "",
+            ]
+        cmp = study / f"compare-hybrid-{b}.txt"
+        if cmp.exists():
+            lines += [
+                "Hybrid against each of the others (the research question: does hybrid match or",
+                "beat both X-X and X-Y?), pairing per query id averaged over the group's settings",
+                "(`--unit query`, conservative), Holm-corrected:",
                 "",
                 "```",
                 cmp.read_text().rstrip(),

@@ -60,6 +60,13 @@ for b in xquad-r-s100 python-faq cc-legalcode justice-canada-s1500; do
       --metric MRR@10 --metric R@10 --metric MAP --metric LB --baseline e5-small \
       --out "$OUT/compare/$b" > "$OUT/compare-$b.txt"
 done
+# the research question: hybrid against X-X, X-Y and the base, per query (conservative)
+for b in xquad-r-s100 python-faq cc-legalcode justice-canada-s1500; do
+  [ -d "$OUT/compare-hybrid/$b" ] || $X compare "$OUT/runs/$b" --test paired-t --correction holm \
+      --unit query --metric MRR@10 --metric R@10 --metric MAP --metric LB --baseline ft-hybrid \
+      --out "$OUT/compare-hybrid/$b" > "$OUT/compare-hybrid-$b.txt"
+done
+
 # the remaining zero-shot runs at default sizes (largest last)
 for b in justice-canada manpages finlex; do
   run_eval multilingual-e5-small "$b" e5-small
