@@ -30,9 +30,14 @@ PAPER = {  # mAP mono / cross / multi, arXiv 2408.10536 (fine-tuned, 9 MT langua
 
 def summary(rundir: Path) -> pl.DataFrame:
     df = pl.read_csv(rundir / "eval" / "summary.csv")
-    return df.pivot(on="metric", index=["kind", "n_settings", "n_queries"], values="value").sort(
-        pl.col("kind").replace_strict({"mono": 0, "cross": 1, "multi": 2}, default=3)
+    # LB counts only queries with >= 2 relevant items: take the counts from the other metrics
+    counts = (
+        df.filter(pl.col("metric") != "LB")
+        .group_by("kind")
+        .agg(pl.col("n_settings").max(), pl.col("n_queries").max())
     )
+    wide = df.pivot(on="metric", index="kind", values="value").join(counts, on="kind")
+    return wide.sort(pl.col("kind").replace_strict({"mono": 0, "cross": 1, "multi": 2}, default=3))
 
 
 def fmt(v: float | None, metric: str) -> str:
