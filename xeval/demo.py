@@ -39,7 +39,7 @@ def ensure_benchmark(name: str, out: Path, sample_queries: int | None, seed: int
         if manifest.get("builder") == name and same_sample:
             return out
     bench = build(name, sample_queries=sample_queries, seed=seed)
-    return bench.save(out, overwrite=True) if out.exists() else bench.save(out)
+    return bench.save(out, overwrite=True)
 
 
 def run_demo(
