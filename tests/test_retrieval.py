@@ -28,7 +28,7 @@ def model(tiny_model: Path):
 
 
 class CountingModel:
-    """Wraps a SentenceTransformer and counts the texts it encodes."""
+    """Wraps a SentenceTransformer and counts the texts it runs through its forward pass."""
 
     def __init__(self, st) -> None:
         self.st, self.encoded = st, 0
@@ -36,9 +36,9 @@ class CountingModel:
     def __getattr__(self, name):
         return getattr(self.st, name)
 
-    def encode(self, texts, **kw):
-        self.encoded += len(texts)
-        return self.st.encode(texts, **kw)
+    def __call__(self, features, **kw):
+        self.encoded += len(features["input_ids"])
+        return self.st(features, **kw)
 
 
 def brute_order(scores: np.ndarray, ids: list[str]) -> list[int]:
@@ -58,7 +58,8 @@ def test_cache_hit_miss_and_partial(model, tmp_path: Path) -> None:
     m = CountingModel(model)
     cache = EmbeddingCache(tmp_path, fp, "passage: ")
     v1, s1 = encode_texts(m, TEXTS, prompt="passage: ", cache=cache, progress=False)
-    assert s1 == {"texts": 4, "unique": 3, "cached": 0, "encoded": 3} and m.encoded == 3
+    assert s1 == {"texts": 4, "unique": 3, "cached": 0, "encoded": 3, "truncated": 0}
+    assert m.encoded == 3
     assert np.array_equal(v1[0], v1[3])
     # a fresh cache object (a new process) re-encodes nothing and returns the same vectors
     v2, s2 = encode_texts(
@@ -109,10 +110,10 @@ def test_cache_never_reuses_stale_vectors(model, tmp_path: Path) -> None:
 
 def test_interrupted_encoding_resumes(model, tmp_path: Path) -> None:
     class Interrupted(CountingModel):
-        def encode(self, texts, **kw):
+        def __call__(self, features, **kw):
             if self.encoded >= 2:
                 raise KeyboardInterrupt
-            return super().encode(texts, **kw)
+            return super().__call__(features, **kw)
 
     texts = [f"sentence number {i}" for i in range(5)]
     cache = EmbeddingCache(tmp_path, "fp", "")
@@ -210,7 +211,8 @@ def test_choose_backend() -> None:
 # ---- run directory ---------------------------------------------------------------------
 def test_run_directory_contract(tiny_model: Path, tiny_benchmark_dir: Path, tmp_path: Path) -> None:
     out, cache = tmp_path / "run", tmp_path / "cache"
-    run_benchmark(str(tiny_model), tiny_benchmark_dir, out, k=5, cache_dir=cache, progress=False)
+    run_benchmark(str(tiny_model), tiny_benchmark_dir, out, k=5, cache_dir=cache, progress=False,
+                  trec="plain", dtype="fp32")  # fmt: skip
     bench = load_benchmark(tiny_benchmark_dir)
     settings = enumerate_settings(bench)
     meta = json.loads((out / "run.json").read_text())
@@ -222,8 +224,9 @@ def test_run_directory_contract(tiny_model: Path, tiny_benchmark_dir: Path, tmp_
     assert meta["encoding"]["passages"]["encoded"] == bench.corpus.height
     assert sorted(p.stem for p in (out / "runs").glob("*.parquet")) == sorted(meta["settings"])
     multi = [s for s in settings if s.kind == "multi"]
+    # exact ranks are written for every setting kind (the full-pool metrics need them)
     assert sorted(p.stem for p in (out / "ranks").glob("*.parquet")) == sorted(
-        s.name for s in multi
+        s.name for s in settings
     )
     assert not list(tmp_path.glob(".run.*"))  # no temporary leftovers
 
@@ -259,12 +262,13 @@ def test_run_directory_contract(tiny_model: Path, tiny_benchmark_dir: Path, tmp_
         assert trec["d"].to_list() == run["doc_id"].to_list()
         assert trec["s"].to_list() == run["score"].to_list()  # exact round trip
         assert set(trec["q0"]) == {"Q0"} and trec["tag"].n_unique() == 1
-    for s in multi:
+    for s in settings:
         ranks = pl.read_parquet(out / "ranks" / f"{s.name}.parquet")
         assert ranks.height == s.qrels.height
-        ids = corpus["doc_id"].to_list()
+        pool = corpus.with_row_index().filter(pl.col("lang").is_in(list(s.doc_langs)))
+        ids, rows = pool["doc_id"].to_list(), pool["index"].to_numpy()
         for qid, did, rank in ranks.iter_rows():
-            scores = dv @ qv[qrow[qid]]
+            scores = dv[rows] @ qv[qrow[qid]]
             assert brute_order(scores, ids).index(ids.index(did)) + 1 == rank
         run = pl.read_parquet(out / "runs" / f"{s.name}.parquet")
         joined = ranks.join(run, on=["query_id", "doc_id"], how="inner", suffix="_run")
@@ -284,7 +288,11 @@ def test_rerun_hits_cache_and_options(tiny_model: Path, tiny_benchmark_dir: Path
     assert meta["encoding"]["queries"]["encoded"] == 0
     assert meta["encoding"]["passages"]["encoded"] == 0
     assert meta["settings"] == ["mono-de", "mono-en", "cross-de-en", "cross-en-de"]
-    assert set(meta["backends"].values()) == {"hnsw"} and not (tmp_path / "a" / "ranks").exists()
+    assert set(meta["backends"].values()) == {"hnsw"}
+    # ranks now exist for hnsw settings too (one product of the relevant pairs)
+    assert sorted(p.stem for p in (tmp_path / "a" / "ranks").glob("*.parquet")) == sorted(
+        meta["settings"]
+    )
     exact = tmp_path / "b"
     run_benchmark(str(tiny_model), tiny_benchmark_dir, exact, k=3, cache_dir=cache, progress=False,
                   backend="exact", kinds=["mono", "cross"], languages=["en", "de"])  # fmt: skip

@@ -37,21 +37,21 @@ def models_cmd() -> None:
 )
 def list_cmd(verify: bool) -> None:
     """List known and installed models, with where they are."""
-    from xeval.models.store import KNOWN, fingerprint_dir, installed_models, models_dir
+    from xeval.models.store import KNOWN, check_models, models_dir
 
     root = models_dir()
     click.echo(f"models folder: {root}" + ("" if root.is_dir() else " (not created yet)"))
-    installed = {d.name: (d, card) for d, card in installed_models()}
-    for name in sorted(set(KNOWN) | set(installed)):
-        if name in installed:
-            d, card = installed[name]
-            state = f"installed  {_size(d)}  fingerprint {card['fingerprint'][:12]}"
-            if verify and card["fingerprint"] != "?":
-                ok = fingerprint_dir(d) == card["fingerprint"]
-                state += "  verified" if ok else "  FINGERPRINT MISMATCH (reinstall with --force)"
+    checks = {c.name: c for c in check_models(verify=verify)}
+    for name in sorted(set(KNOWN) | set(checks)):
+        if name in checks:
+            c = checks[name]
+            state = f"installed  {_size(c.path)}  fingerprint {c.card_fingerprint[:12]}"
+            if c.verified is not None:
+                ok = "  verified"
+                state += ok if c.verified else "  FINGERPRINT MISMATCH (reinstall with --force)"
             click.echo(f"{name:24s} {state}")
-            click.echo(f"{'':24s} {card.get('label', name)}; origin: {card.get('origin', '?')}")
-            click.echo(f"{'':24s} {d}")
+            click.echo(f"{'':24s} {c.label}; origin: {c.origin}")
+            click.echo(f"{'':24s} {c.path}")
         else:
             click.echo(f"{name:24s} not installed  (xeval models install {name})")
             click.echo(f"{'':24s} {KNOWN[name].description}")

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 
-def _split(values: tuple[str, ...]) -> list[str] | None:
-    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    out = tuple(v.strip() for item in values for v in item.split(",") if v.strip())
     return out or None
 
 
@@ -99,44 +99,67 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
     help="Embedding cache folder. Default: $XEVAL_CACHE/embeddings.",
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="Encoding precision: bf16 runs the model under autocast (vectors stay float32); "
+    "auto = bf16 where the CPU/GPU computes it natively, else fp32. Recorded in run.json "
+    "and part of the embedding-cache key.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads for encoding. Default: the physical cores.",
+)
+@click.option(
+    "--trec",
+    type=click.Choice(["none", "gz", "plain"]),
+    default="none",
+    flag_value="gz",
+    is_flag=False,
+    show_default=True,
+    help="Also write runs/<setting>.trec.gz (--trec or --trec gz) or plain .trec text "
+    "(--trec plain). Parquet runs are always written.",
+)
+@click.option(
+    "--label",
+    default=None,
+    help="The run's system name (run.json, TREC tag, compare tables). Default: model label.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Torch seed (recorded).")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def run_cmd(
-    model: str, benchmark: Path, out: Path, k: int, backend: str, hnsw_threshold: int,
-    batch_size: int, query_prompt: str | None, passage_prompt: str | None,
-    kinds: tuple[str, ...], languages: tuple[str, ...], device: str | None,
-    cache_dir: Path | None, no_cache: bool, seed: int, overwrite: bool, quiet: bool,
-) -> None:  # fmt: skip
+@click.option(
+    "--quiet",
+    "-q",
+    "--no-progress",
+    is_flag=True,
+    help="No progress bars, and no third-party bars, logging or warnings.",
+)
+def run_cmd(model: str, benchmark: Path, out: Path, quiet: bool, **options: object) -> None:
     """Encode BENCHMARK with MODEL once and write top-k runs for every setting.
 
     \b
-    Writes OUT/run.json (model, benchmark fingerprint, prompts, backend, k, versions,
-    command), OUT/runs/<setting>.parquet and .trec, and OUT/ranks/<multi-setting>.parquet
-    (exact rank of every relevant document over the pooled corpus, for language bias).
-    Ties: score descending, then doc_id descending. Embeddings are cached by model
-    fingerprint + prompt + text, so a re-run re-encodes nothing.
+    Writes OUT/run.json (label, model, benchmark fingerprint, prompts, precision, threads,
+    truncation counts, backend, k, versions, command), OUT/runs/<setting>.parquet (and
+    .trec.gz with --trec), and OUT/ranks/<setting>.parquet (exact rank of every relevant
+    document over the setting's whole corpus). Ties: score descending, then doc_id
+    descending. Embeddings are cached by model fingerprint (from the weight files) +
+    prompt + precision + text, so a re-run re-encodes nothing.
 
     \b
     Example:
       xeval run --model multilingual-e5-small --benchmark bench/xquad-r --out runs/e5
     """
-    import json
+    from xeval.retrieval.run import RunConfig, run_benchmark
 
-    from xeval.retrieval.run import run_benchmark
-
-    path = run_benchmark(
-        model, benchmark, out, k=k, backend=backend, batch_size=batch_size,
-        query_prompt=query_prompt, passage_prompt=passage_prompt,
-        kinds=kinds or ("mono", "cross", "multi"), languages=_split(languages),
-        device=device, cache_dir=cache_dir, use_cache=not no_cache, overwrite=overwrite,
-        seed=seed, hnsw_threshold=hnsw_threshold, progress=not quiet,
-    )  # fmt: skip
-    meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    enc = meta["encoding"]
-    click.echo(
-        f"wrote {path}: {len(meta['settings'])} settings, k={meta['k']}; encoded "
-        f"{enc['queries']['encoded']} queries + {enc['passages']['encoded']} passages "
-        f"({enc['queries']['cached'] + enc['passages']['cached']} from cache) in "
-        f"{meta['timings_s']['encode']:.1f} s, searched in {meta['timings_s']['search']:.1f} s"
+    config = RunConfig(
+        kinds=tuple(options.pop("kinds")) or ("mono", "cross", "multi"),  # type: ignore[arg-type]
+        languages=_split(options.pop("languages")),  # type: ignore[arg-type]
+        use_cache=not options.pop("no_cache"),
+        progress=not quiet,
+        **options,  # type: ignore[arg-type]
     )
+    click.echo(run_benchmark(model, benchmark, out, config).summary())

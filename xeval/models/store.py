@@ -8,6 +8,7 @@ directory with a card is always complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -161,31 +162,99 @@ def _drop_volatile(obj: Any) -> Any:
     return obj
 
 
-def fingerprint_dir(path: str | Path) -> str:
-    """SHA-256 over a model directory's weights, configs and tokenizer.
+def _file_digest(f: Path) -> str:
+    """sha256 of a file; small JSON configs in canonical form without version keys."""
+    import hashlib
+
+    if f.suffix == ".json" and f.stat().st_size < (1 << 20):
+        try:
+            obj = _drop_volatile(json.loads(f.read_text(encoding="utf-8")))
+            return hashlib.sha256(
+                json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()
+            ).hexdigest()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+    return sha256_file(f)
+
+
+def _stat_key(f: Path) -> list[int]:
+    """What must be unchanged for a remembered digest to stand: size, mtime, ctime, inode."""
+    st = f.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _memo_file(path: Path) -> Path:
+    from xeval.provenance import sha256_text
+    from xeval.sources import cache_dir
+
+    return cache_dir() / "fingerprints" / f"{sha256_text(str(path))[:32]}.json"
+
+
+def _read_memo(memo: Path) -> dict[str, Any]:
+    try:
+        out = json.loads(memo.read_text(encoding="utf-8"))
+        return out if isinstance(out, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def fingerprint_dir(path: str | Path, *, remember: bool = True) -> str:
+    """SHA-256 over a model directory's weights, configs and tokenizer (the files themselves).
 
     The card and README are left out; small JSON configs are hashed in canonical form
     without library-version keys, so the same weights fingerprint the same under other
-    library versions.
+    library versions. With ``remember`` each file's digest is kept in the xeval cache
+    (``fingerprints/``) keyed by path, size, mtime, ctime and inode, so an unchanged model
+    is fingerprinted from ``stat`` alone and any rewritten file is hashed again.
     """
     import hashlib
 
-    path = Path(path)
+    path = Path(path).resolve()
+    memo_file = _memo_file(path) if remember else None
+    memo = _read_memo(memo_file) if memo_file else {}
+    fresh: dict[str, Any] = {}
     h = hashlib.sha256()
     for f in _model_files(path):
         rel = f.relative_to(path).as_posix()
-        if f.suffix == ".json" and f.stat().st_size < (1 << 20):
-            try:
-                obj = _drop_volatile(json.loads(f.read_text(encoding="utf-8")))
-                digest = hashlib.sha256(
-                    json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()
-                ).hexdigest()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                digest = sha256_file(f)
-        else:
-            digest = sha256_file(f)
+        key = _stat_key(f)
+        old = memo.get(rel)
+        digest = old[1] if isinstance(old, list) and len(old) == 2 and old[0] == key else None
+        digest = digest or _file_digest(f)
+        fresh[rel] = [key, digest]
         h.update(rel.encode() + b"\0" + digest.encode() + b"\n")
+    if memo_file is not None and fresh != memo:
+        with contextlib.suppress(OSError):  # read-only cache: only costs hashing next time
+            write_json(memo_file, fresh)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """An installed model's card fingerprint against the one its files give now."""
+
+    name: str
+    path: Path
+    label: str
+    origin: str
+    card_fingerprint: str
+    fingerprint: str | None  # None: not recomputed
+
+    @property
+    def verified(self) -> bool | None:
+        """True / False when recomputed, None when not (or the card is damaged)."""
+        if self.fingerprint is None or self.card_fingerprint == "?":
+            return None
+        return self.fingerprint == self.card_fingerprint
+
+
+def check_models(verify: bool = False) -> list[ModelCheck]:
+    """Every installed model, with its fingerprint recomputed from its files if ``verify``."""
+    out = []
+    for d, card in installed_models():
+        fp = fingerprint_dir(d, remember=False) if verify else None
+        label, origin = str(card.get("label", d.name)), str(card.get("origin", "?"))
+        out.append(ModelCheck(d.name, d, label, origin, str(card.get("fingerprint", "?")), fp))
+    return out
 
 
 def finish_model_dir(
@@ -216,7 +285,7 @@ def finish_model_dir(
         origin=origin,
         licence=licence,
         upstream=upstream,
-        fingerprint=fingerprint_dir(tmp),
+        fingerprint=fingerprint_dir(tmp, remember=False),
         fingerprint_method="sha256 over weights, configs and tokenizer (xeval.models.fingerprint_dir)",
         prompts=_prompts_of(tmp),
         made=made,
@@ -479,6 +548,31 @@ def _add_e5_prompts(model: SentenceTransformer, name: str) -> None:
             model.prompts = prompts
 
 
+def check_device(device: str | None) -> None:
+    """A clear :class:`XevalError` when ``device`` names hardware torch cannot use here."""
+    if not device:
+        return
+    import torch
+
+    kind = str(device).split(":", 1)[0].strip().lower()
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            build = "built without CUDA" if torch.version.cuda is None else "sees no GPU"
+            raise XevalError(
+                f"--device {device}: CUDA is not available (torch {torch.__version__} "
+                f"{build}); use --device cpu or install a CUDA build of torch"
+            )
+        index = str(device).partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise XevalError(
+                f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise XevalError(f"--device {device}: MPS is not available on this machine")
+    elif kind not in ("cpu", "cuda", "mps", "xpu", "hpu", "npu"):
+        raise XevalError(f"--device {device!r}: unknown device (cpu, cuda, cuda:N or mps)")
+
+
 def load_model(name_or_path: str, device: str | None = None) -> SentenceTransformer:
     """Load a sentence-transformers model by local path, xeval name or hub name.
 
@@ -487,6 +581,7 @@ def load_model(name_or_path: str, device: str | None = None) -> SentenceTransfor
     """
     from sentence_transformers import SentenceTransformer
 
+    check_device(device)
     target = resolve_model(name_or_path)
     p = Path(target)
     if p.is_dir():
@@ -526,17 +621,21 @@ def load_model(name_or_path: str, device: str | None = None) -> SentenceTransfor
 
 
 def model_info(name_or_path: str) -> dict[str, Any]:
-    """{"name", "label", "path", "fingerprint"} of a model, for run metadata."""
+    """{"name", "label", "path", "fingerprint"} of a model, for run metadata.
+
+    The fingerprint is computed from the model's files (remembered by their stat), never
+    taken from the card: a copied card cannot make changed weights look unchanged.
+    """
     target = resolve_model(name_or_path)
     p = Path(target)
     if p.is_dir():
         card = read_card(p)
-        if card:
+        if card:  # names from the card; the fingerprint always from the files
             return {
                 "name": card["name"],
                 "label": card.get("label", card["name"]),
                 "path": str(p.resolve()),
-                "fingerprint": card["fingerprint"],
+                "fingerprint": fingerprint_dir(p),
             }
         return {
             "name": str(name_or_path),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xeval.retrieval.cache import EmbeddingCache
 from xeval.retrieval.encode import default_prompts, encode_texts
 from xeval.retrieval.run import TIE_RULE, run_benchmark
-from xeval.retrieval.search import HnswIndex, exact_ranks, exact_search, tie_ranks
+from xeval.retrieval.search import HnswIndex, exact_ranks, exact_search, pair_ranks, tie_ranks
 
 __all__ = [
     "TIE_RULE",
@@ -15,6 +15,7 @@ __all__ = [
     "encode_texts",
     "exact_ranks",
     "exact_search",
+    "pair_ranks",
     "run_benchmark",
     "tie_ranks",
 ]

@@ -1,10 +1,24 @@
-"""Batched encoding with the model's prompts, a progress bar and the embedding cache."""
+"""Batched encoding: length-sorted batches, tokenization ahead of the model, the cache.
+
+The encode path (what ``xeval run`` uses) is sentence-transformers' own preprocessing and
+forward pass, arranged to leave the CPU to the matrix products:
+
+- every text is tokenized once up front (a fast-tokenizer batch call) to learn its length;
+  the texts missing from the cache are then encoded longest first across the whole set,
+  so each batch holds similar lengths and little padding;
+- the next batch is tokenized in a thread while the model runs the current one;
+- texts are truncated only at the model's own maximum (``max_seq_length``) and the
+  truncated ones are counted;
+- the forward pass runs under :meth:`xeval.precision.Precision.autocast` (bf16 or fp32).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +26,8 @@ from xeval.retrieval.cache import DTYPE, EmbeddingCache, text_keys
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from xeval.precision import Precision
 
 QUERY_PROMPT_NAMES = ("query",)
 PASSAGE_PROMPT_NAMES = ("passage", "document", "corpus", "doc")
@@ -33,72 +49,114 @@ def uses_cosine(model: SentenceTransformer) -> bool:
     return str(name or "cosine").lower() in ("cosine", "similarityfunction.cosine")
 
 
-def encode_texts(
-    model: SentenceTransformer,
-    texts: Sequence[str],
-    *,
-    prompt: str = "",
-    batch_size: int = 64,
-    cache: EmbeddingCache | None = None,
-    chunk_size: int = 1024,
-    flush_seconds: float = 60.0,
-    progress: bool = True,
-    desc: str = "encode",
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Embed ``texts`` (float32, one row each) with ``prompt`` prepended; reuse ``cache``.
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode: prompt, batch size, precision, how often to store, progress."""
 
-    Duplicate texts are encoded once. Texts missing from the cache are encoded longest
-    first in chunks of ``chunk_size``, and each chunk is stored as it finishes, so an
-    interrupted run resumes where it stopped (a shard is also stored every
-    ``flush_seconds``). Returns the vectors and counts
-    ``{"texts", "unique", "cached", "encoded"}``.
-    """
-    from tqdm.auto import tqdm
+    prompt: str = ""
+    batch_size: int = 64
+    precision: Precision | None = None  # None: fp32
+    chunk_size: int = 1024  # texts per stored cache shard
+    flush_seconds: float = 60.0  # ... or a shard at least this often
+    progress: bool = True
+    desc: str = "encode"
 
-    texts = list(texts)
+
+def token_lengths(model: SentenceTransformer, texts: Sequence[str], prompt: str) -> np.ndarray:
+    """Untruncated token count of ``prompt + text`` (special tokens included) per text."""
+    tok = getattr(model, "tokenizer", None)
+    if tok is None or not texts:
+        return np.asarray([len(t) for t in texts], dtype=np.int64)
+    enc = tok(
+        [prompt + t for t in texts],
+        add_special_tokens=True,
+        truncation=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    return np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts))
+
+
+def max_length(model: SentenceTransformer) -> int | None:
+    """The model's own maximum input length in tokens (None when it states none)."""
+    n = getattr(model, "max_seq_length", None)
+    return int(n) if n else None
+
+
+def _batches(
+    model: SentenceTransformer, texts: list[str], order: np.ndarray, opts: EncodeOptions
+) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+    """(text indices, features) per batch; the next batch is tokenized in a thread."""
+    bs = opts.batch_size
+    starts = range(0, len(order), bs)
+
+    def prep(b: int) -> dict[str, Any]:
+        return model.preprocess([texts[i] for i in order[b : b + bs]], prompt=opts.prompt)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xeval-tokenize") as pool:
+        pending = pool.submit(prep, starts[0]) if starts else None
+        for j, b in enumerate(starts):
+            assert pending is not None
+            features = pending.result()
+            if j + 1 < len(starts):
+                pending = pool.submit(prep, starts[j + 1])
+            yield order[b : b + bs], features
+
+
+def _forward(model: SentenceTransformer, features: dict[str, Any], opts: EncodeOptions):
+    import contextlib
+
+    import torch
+    from sentence_transformers.util import batch_to_device
+
+    features = batch_to_device(features, model.device)
+    autocast = opts.precision.autocast() if opts.precision else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        emb = model(features)["sentence_embedding"]
+    return emb.float().cpu().numpy()
+
+
+def _dedupe(texts: list[str], prompt: str) -> tuple[list[str], list[str], np.ndarray]:
     keys = text_keys(texts, prompt)
     uniq: dict[str, int] = {}
     first = [uniq.setdefault(k, len(uniq)) for k in keys]
-    ukeys = list(uniq)
-    utexts = [""] * len(ukeys)
+    utexts = [""] * len(uniq)
     for t, i in zip(texts, first, strict=True):
         utexts[i] = t
-    if cache is not None:
-        vectors, found = cache.lookup(ukeys)
-    else:
-        vectors, found = None, np.zeros(len(ukeys), dtype=bool)
+    return list(uniq), utexts, np.asarray(first, dtype=np.int64)
+
+
+def encode_texts(
+    model: SentenceTransformer,
+    texts: Sequence[str],
+    options: EncodeOptions | None = None,
+    *,
+    cache: EmbeddingCache | None = None,
+    **overrides: Any,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Embed ``texts`` (float32, one row each) with the prompt prepended; reuse ``cache``.
+
+    ``overrides`` set fields of :class:`EncodeOptions` (``prompt=``, ``batch_size=``, ...).
+    Duplicate texts are encoded once. Missing texts are encoded longest first, and a
+    shard is stored every ``chunk_size`` texts (or ``flush_seconds``), so an interrupted
+    run resumes where it stopped. Returns the vectors and counts ``{"texts", "unique",
+    "cached", "encoded", "truncated"}`` (truncated: encoded texts longer than the model's
+    maximum, cut there).
+    """
+    import dataclasses
+
+    opts = dataclasses.replace(options or EncodeOptions(), **overrides)
+    texts = list(texts)
+    ukeys, utexts, first = _dedupe(texts, opts.prompt)
+    vectors, found = cache.lookup(ukeys) if cache is not None else (None, None)
+    found = np.zeros(len(ukeys), dtype=bool) if found is None else found
     todo = np.flatnonzero(~found)
-    # longest first: similar lengths share a chunk, so little padding
-    todo = todo[np.argsort([-len(utexts[i]) for i in todo], kind="stable")]
-    bar = tqdm(
-        total=len(ukeys), initial=int(found.sum()), desc=desc, unit="text", disable=not progress
-    )
-    with bar:
-        done, batches, last = 0, [], time.monotonic()
-        for b in range(0, len(todo), batch_size):
-            batch = [utexts[i] for i in todo[b : b + batch_size]]
-            out = model.encode(
-                batch,
-                prompt=prompt,
-                batch_size=batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=False,
-            )
-            batches.append(np.asarray(out, dtype=DTYPE))
-            bar.update(len(batch))
-            pending = b + len(batch) - done
-            end = b + len(batch) == len(todo)
-            if end or pending >= chunk_size or time.monotonic() - last > flush_seconds:
-                # store a shard per chunk (or per minute): an interruption loses little
-                part = todo[done : done + pending]
-                emb = np.concatenate(batches)
-                if vectors is None:
-                    vectors = np.zeros((len(ukeys), emb.shape[1]), dtype=DTYPE)
-                vectors[part] = emb
-                if cache is not None:
-                    cache.add([ukeys[i] for i in part], emb)
-                done, batches, last = done + pending, [], time.monotonic()
+    lengths = token_lengths(model, [utexts[i] for i in todo], opts.prompt)
+    limit = max_length(model)
+    truncated = int((lengths > limit).sum()) if limit else 0
+    todo = todo[np.argsort(-lengths, kind="stable")]  # longest first: little padding
+    vectors = _encode_todo(model, utexts, ukeys, todo, vectors, cache, opts, int(found.sum()))
     if vectors is None:  # no texts at all
         dim = model.get_embedding_dimension() or 0
         vectors = np.zeros((0, dim), dtype=DTYPE)
@@ -107,8 +165,35 @@ def encode_texts(
         "unique": len(ukeys),
         "cached": int(found.sum()),
         "encoded": len(todo),
+        "truncated": truncated,
     }
-    return vectors[np.asarray(first, dtype=np.int64)], stats
+    return vectors[first], stats
+
+
+def _encode_todo(model, utexts, ukeys, todo, vectors, cache, opts: EncodeOptions, cached: int):
+    """Encode ``utexts[todo]`` in order into ``vectors``, storing cache shards as it goes."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(ukeys), initial=cached, desc=opts.desc, unit="text", disable=not opts.progress
+    )
+    done, parts, last = 0, [], time.monotonic()
+    with bar:
+        for idx, features in _batches(model, utexts, todo, opts):
+            parts.append(_forward(model, features, opts))
+            bar.update(len(idx))
+            pending = sum(len(p) for p in parts)
+            end = done + pending == len(todo)
+            if end or pending >= opts.chunk_size or time.monotonic() - last > opts.flush_seconds:
+                # store a shard per chunk (or per minute): an interruption loses little
+                part, emb = todo[done : done + pending], np.concatenate(parts)
+                if vectors is None:
+                    vectors = np.zeros((len(ukeys), emb.shape[1]), dtype=DTYPE)
+                vectors[part] = emb
+                if cache is not None:
+                    cache.add([ukeys[i] for i in part], emb)
+                done, parts, last = done + pending, [], time.monotonic()
+    return vectors
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

@@ -2,36 +2,45 @@
 
 RUNDIR layout (written atomically: it appears only when complete)::
 
-    run.json                    provenance, model, benchmark, prompts, backend, k, settings
+    run.json                    provenance, label, model, benchmark, prompts, precision,
+                                threads, truncation, backend, k, settings, timings
     runs/<setting>.parquet      query_id, doc_id, score (f64), rank (i32, 1-based)
-    runs/<setting>.trec         qid Q0 docid rank score tag
-    ranks/<multi-setting>.parquet  query_id, doc_id, rank: exact rank of every relevant
-                                   document over the whole pooled corpus
+    runs/<setting>.trec[.gz]    qid Q0 docid rank score label (only with ``trec``)
+    ranks/<setting>.parquet     query_id, doc_id, rank: exact rank of every relevant
+                                document over the setting's whole corpus (every setting)
 
 Every query and document is encoded once (not once per setting), through the embedding
 cache, so a re-run after an interruption or with other settings re-encodes nothing.
+Searching a setting overlaps with writing the previous one (a writer thread).
 Tie rule: score descending, then doc_id descending.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gzip
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from xeval.benchmark.schema import load_benchmark
+from xeval.benchmark.schema import Benchmark, load_benchmark
 from xeval.benchmark.settings import KINDS, Setting, enumerate_settings
 from xeval.errors import XevalError
 from xeval.provenance import atomic_dir, provenance, write_json
 from xeval.retrieval.cache import EmbeddingCache, default_cache_root
 from xeval.retrieval.encode import (
+    EncodeOptions,
     default_prompts,
     encode_texts,
     fingerprint_model,
+    max_length,
     normalize,
     uses_cosine,
 )
@@ -42,23 +51,117 @@ from xeval.retrieval.search import (
     TopK,
     choose_backend,
     exact_search,
+    pair_ranks,
     tie_ranks,
 )
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from xeval.precision import Precision
+
 TIE_RULE = "score descending, then doc_id descending"
+# TODO(tables): move to xeval.tables (RUN, RANKS) once it lands
 RUN_SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "score": pl.Float64, "rank": pl.Int32}
 RANKS_SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "rank": pl.Int32}
+TREC_FORMATS = ("none", "gz", "plain")
+THIRD_PARTY = r"(transformers|sentence_transformers|torch|tqdm|huggingface_hub|usearch)"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``xeval run`` can be told, with its defaults."""
+
+    k: int = 100
+    backend: str = "auto"  # exact | hnsw | auto (HNSW for pools over hnsw_threshold)
+    batch_size: int = 64
+    query_prompt: str | None = None  # None: the model's own; "" for none
+    passage_prompt: str | None = None
+    kinds: tuple[str, ...] = KINDS
+    languages: tuple[str, ...] | None = None
+    device: str | None = None
+    dtype: str = "auto"  # auto | fp32 | bf16 (xeval.precision)
+    threads: int | None = None  # torch threads; None: the physical cores
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    overwrite: bool = False
+    seed: int = 0
+    hnsw_threshold: int = HNSW_THRESHOLD
+    hnsw_params: dict[str, Any] = field(default_factory=dict)
+    memory_mb: float = 256
+    progress: bool = True
+    trec: str = "none"  # none | gz | plain
+    label: str | None = None  # the run's system name (TREC tag); default: the model label
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``run_benchmark`` wrote, and how long each stage took."""
+
+    path: Path
+    label: str
+    settings: tuple[str, ...]
+    k: int
+    precision: str
+    threads: int
+    queries: dict[str, int]
+    passages: dict[str, int]
+    backends: dict[str, str]
+    timings_s: dict[str, float]
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def summary(self) -> str:
+        q, p = self.queries, self.passages
+        cut = q.get("truncated", 0) + p.get("truncated", 0)
+        t = self.timings_s
+        return (
+            f"wrote {self.path}: {len(self.settings)} settings, k={self.k}, label {self.label}; "
+            f"encoded {q['encoded']} queries + {p['encoded']} passages "
+            f"({q['cached'] + p['cached']} from cache, {cut} truncated at the model maximum) "
+            f"in {t['encode']:.1f} s ({self.precision}, {self.threads} threads), "
+            f"searched and wrote in {t['search']:.1f} s"
+        )
+
+
+@contextlib.contextmanager
+def quiet_libraries(quiet: bool = True) -> Iterator[None]:
+    """Silence third-party progress bars, logging and warnings (transformers, tqdm, ...)."""
+    if not quiet:
+        yield
+        return
+    import logging
+    import warnings
+
+    from transformers.utils import logging as tlog
+
+    loggers = [logging.getLogger(n) for n in ("sentence_transformers", "huggingface_hub")]
+    levels = [lg.level for lg in loggers]
+    verbosity, bars = tlog.get_verbosity(), tlog.is_progress_bar_enabled()
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=THIRD_PARTY)
+            yield
+    finally:
+        tlog.set_verbosity(verbosity)
+        if bars:
+            tlog.enable_progress_bar()
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _load(
     model: str | Path | SentenceTransformer, info: dict[str, Any] | None, device: str | None
 ) -> tuple[SentenceTransformer, dict[str, Any]]:
-    if isinstance(model, (str, Path)):
-        from xeval.models import load_model, model_info
+    from xeval.models import check_device, load_model, model_info
 
+    check_device(device)
+    if isinstance(model, (str, Path)):
         st = load_model(str(model), device=device)
         return st, {**model_info(str(model)), **(info or {})}
     info = dict(info or {})
@@ -77,199 +180,263 @@ def _trec_tag(label: str) -> str:
     return tag or "xeval"
 
 
-def _write_run(top: TopK, qids: list[str], dids: np.ndarray, tmp: Path, name: str, tag: str):
-    nq, k = top.indices.shape
-    run = pl.DataFrame(
-        {
-            "query_id": np.repeat(np.asarray(qids, dtype=object), k),
-            "doc_id": dids[top.indices.ravel()],
-            "score": top.scores.ravel().astype(np.float64),
-            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), nq),
-        },
-        schema=RUN_SCHEMA,
-    )
-    run.write_parquet(tmp / "runs" / f"{name}.parquet")
-    # Polars writes f64 in shortest round-trip form: the TREC file keeps exact scores
-    run.select(
-        "query_id", pl.lit("Q0").alias("q0"), "doc_id", "rank", "score", pl.lit(tag).alias("tag")
-    ).write_csv(
-        tmp / "runs" / f"{name}.trec", separator=" ", include_header=False, quote_style="never"
-    )
-    return run.height
+def _check(cfg: RunConfig, out: Path) -> None:
+    if cfg.backend not in BACKENDS:
+        raise XevalError(f"unknown search backend {cfg.backend!r}; choose from {list(BACKENDS)}")
+    if cfg.k < 1:
+        raise XevalError(f"k must be at least 1, got {cfg.k}")
+    if cfg.trec not in TREC_FORMATS:
+        raise XevalError(f"--trec must be one of {', '.join(TREC_FORMATS)}, got {cfg.trec!r}")
+    if out.exists() and not cfg.overwrite:
+        raise XevalError(f"{out} exists; pass --overwrite to replace it")
+
+
+@dataclass
+class _Encoded:
+    """Normalised query and document vectors, the tables they belong to, their counts."""
+
+    qvec: np.ndarray
+    dvec: np.ndarray
+    queries: pl.DataFrame
+    corpus: pl.DataFrame
+    stats: dict[str, dict[str, int]]
+    cosine: bool
+    seconds: float
+
+
+def _encode_all(
+    st: SentenceTransformer,
+    bench: Benchmark,
+    settings: list[Setting],
+    prompts: dict[str, str],
+    fingerprint: str,
+    precision: Precision,
+    cfg: RunConfig,
+) -> _Encoded:
+    """Encode every query and document the settings need, once, through the cache."""
+    qids = sorted({q for s in settings for q in s.query_ids})
+    doc_langs = sorted({lang for s in settings for lang in s.doc_langs})
+    corpus = bench.corpus.filter(pl.col("lang").is_in(doc_langs))
+    queries = bench.queries.filter(pl.col("query_id").is_in(qids)).sort("query_id")
+    root = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_root()
+    opts = EncodeOptions(batch_size=cfg.batch_size, precision=precision, progress=cfg.progress)
+    t0 = time.perf_counter()
+    vecs, stats = {}, {}
+    for what, table in (("queries", queries), ("passages", corpus)):
+        prompt = prompts["query" if what == "queries" else "passage"]
+        cache = EmbeddingCache(root, fingerprint, prompt, precision.name) if cfg.use_cache else None
+        o = dataclasses.replace(opts, prompt=prompt, desc=f"encode {what}")
+        vecs[what], stats[what] = encode_texts(st, table["text"].to_list(), o, cache=cache)
+    cosine = uses_cosine(st)
+    qvec, dvec = vecs["queries"], vecs["passages"]
+    if cosine:
+        qvec, dvec = normalize(qvec), normalize(dvec)
+    return _Encoded(qvec, dvec, queries, corpus, stats, cosine, time.perf_counter() - t0)
+
+
+def _prompts(st: SentenceTransformer, cfg: RunConfig) -> dict[str, str]:
+    prompts = default_prompts(st)
+    if cfg.query_prompt is not None:
+        prompts["query"] = cfg.query_prompt
+    if cfg.passage_prompt is not None:
+        prompts["passage"] = cfg.passage_prompt
+    return prompts
 
 
 def run_benchmark(
     model: str | Path | SentenceTransformer,
     benchmark_dir: str | Path,
     out: str | Path,
+    config: RunConfig | None = None,
     *,
-    k: int = 100,
-    backend: str = "auto",
-    batch_size: int = 64,
-    query_prompt: str | None = None,
-    passage_prompt: str | None = None,
-    kinds: Iterable[str] = KINDS,
-    languages: Iterable[str] | None = None,
-    device: str | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    overwrite: bool = False,
-    seed: int = 0,
-    hnsw_threshold: int = HNSW_THRESHOLD,
-    hnsw_params: dict[str, Any] | None = None,
-    memory_mb: float = 256,
-    progress: bool = True,
     info: dict[str, Any] | None = None,
-) -> Path:
+    **options: Any,
+) -> RunResult:
     """Encode ``benchmark_dir`` with ``model`` and write ranked runs for every setting to ``out``.
 
+    ``config`` (default :class:`RunConfig`), with ``options`` overriding its fields.
     ``model`` is a name or path for :func:`xeval.models.load_model`, or a loaded
     SentenceTransformer (then ``info`` may give name/label/path/fingerprint; the
-    fingerprint defaults to a hash of its weights). Prompts default to the model's own
-    (``model.prompts["query"]`` and ``["passage"]``/``["document"]``); pass ``""`` for none.
-    ``backend``: ``exact``, ``hnsw`` or ``auto`` (HNSW when a pool exceeds
-    ``hnsw_threshold`` docs). Multi settings always take their top-k from the exact pass
-    that computes the exact ranks of relevant documents: that pass scores every
-    document anyway, so HNSW would save nothing there. Returns ``out``.
+    fingerprint defaults to a hash of its weights). Prompts default to the model's own.
+    Multi settings always take their top-k from the exact pass that computes the exact
+    ranks of relevant documents (that pass scores every document anyway).
     """
     import torch
 
-    if backend not in BACKENDS:
-        raise XevalError(f"unknown search backend {backend!r}; choose from {list(BACKENDS)}")
-    if k < 1:
-        raise XevalError(f"k must be at least 1, got {k}")
+    from xeval.precision import resolve_dtype, set_threads
+
+    cfg = dataclasses.replace(config or RunConfig(), **options)
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise XevalError(f"{out} exists; pass --overwrite to replace it")
+    _check(cfg, out)
     bench = load_benchmark(benchmark_dir)
-    settings = enumerate_settings(bench, kinds, languages)
+    langs = list(cfg.languages) if cfg.languages else None
+    settings = enumerate_settings(bench, cfg.kinds, langs)
     if not settings:
         raise XevalError("no setting has queries with relevant documents", file=benchmark_dir)
-    torch.manual_seed(seed)
-    st, info = _load(model, info, device)
-    prompts = default_prompts(st)
-    if query_prompt is not None:
-        prompts["query"] = query_prompt
-    if passage_prompt is not None:
-        prompts["passage"] = passage_prompt
-
-    # ---- encode every needed query and document once ------------------------------
-    qids = sorted({q for s in settings for q in s.query_ids})
-    doc_langs = {lang for s in settings for lang in s.doc_langs}
-    corpus = bench.corpus.filter(pl.col("lang").is_in(sorted(doc_langs)))
-    queries = bench.queries.filter(pl.col("query_id").is_in(qids)).sort("query_id")
-    root = Path(cache_dir) if cache_dir is not None else default_cache_root()
-
-    def cache(prompt: str) -> EmbeddingCache | None:
-        return EmbeddingCache(root, info["fingerprint"], prompt) if use_cache else None
-
-    t0 = time.perf_counter()
-    qvec, qstats = encode_texts(
-        st, queries["text"].to_list(), prompt=prompts["query"], batch_size=batch_size,
-        cache=cache(prompts["query"]), progress=progress, desc="encode queries",
+    with quiet_libraries(not cfg.progress):
+        threads = set_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        # model dispatch: dense sentence-transformers models (other systems plug in here)
+        st, info = _load(model, info, cfg.device)
+        precision = resolve_dtype(cfg.dtype, str(st.device))
+        prompts = _prompts(st, cfg)
+        enc = _encode_all(st, bench, settings, prompts, info["fingerprint"], precision, cfg)
+        label = cfg.label or str(info.get("label") or info.get("name"))
+        ctx = _SearchContext.build(enc, cfg, _trec_tag(label))
+        with atomic_dir(out, overwrite=cfg.overwrite) as tmp:
+            t1 = time.perf_counter()
+            used = _search_all(settings, ctx, tmp)
+            timings = {
+                "encode": round(enc.seconds, 3),
+                "search": round(time.perf_counter() - t1, 3),
+            }
+            meta = provenance(
+                label=label,
+                model={key: info.get(key) for key in ("name", "label", "path", "fingerprint")},
+                benchmark={
+                    "name": bench.name,
+                    "path": str(Path(benchmark_dir).resolve()),
+                    "fingerprint": bench.fingerprint,
+                },
+                prompts=prompts,
+                backend=cfg.backend,
+                backends=used,
+                k=cfg.k,
+                settings=[s.name for s in settings],
+                seed=cfg.seed,
+                tie_rule=TIE_RULE,
+                similarity="cosine" if enc.cosine else "dot",
+                hnsw={"threshold": cfg.hnsw_threshold, **cfg.hnsw_params},
+                encoding={
+                    **enc.stats,
+                    "batch_size": cfg.batch_size,
+                    "device": str(st.device),
+                    "threads": threads,
+                    "max_length": max_length(st),
+                    "cache": str(cfg.cache_dir or default_cache_root()) if cfg.use_cache else None,
+                    "dtype": "float32",  # stored vectors
+                    "precision": precision.to_dict(),  # compute precision
+                },
+                outputs={"trec": cfg.trec, "ranks": "every setting"},
+                timings_s=timings,
+            )
+            write_json(tmp / "run.json", meta)
+    return RunResult(
+        out, label, tuple(meta["settings"]), cfg.k, precision.name, threads,
+        enc.stats["queries"], enc.stats["passages"], used, timings,
     )  # fmt: skip
-    dvec, dstats = encode_texts(
-        st, corpus["text"].to_list(), prompt=prompts["passage"], batch_size=batch_size,
-        cache=cache(prompts["passage"]), progress=progress, desc="encode passages",
-    )  # fmt: skip
-    encode_s = time.perf_counter() - t0
-    cosine = uses_cosine(st)
-    if cosine:
-        qvec, dvec = normalize(qvec), normalize(dvec)
 
-    # ---- search every setting ------------------------------------------------------
-    q_row = {q: i for i, q in enumerate(queries["query_id"].to_list())}
-    dids = corpus["doc_id"].to_numpy().astype(object)
-    tie = tie_ranks(dids)
-    dlang = corpus["lang"].to_numpy()
-    hnsw: dict[tuple[str, ...], HnswIndex] = {}
+
+@dataclass
+class _SearchContext:
+    """What every setting's search shares: vectors, ids, tie ranks, options, HNSW indexes."""
+
+    qvec: np.ndarray
+    dvec: np.ndarray
+    q_row: dict[str, int]
+    dids: pl.Series
+    tie: np.ndarray
+    dlang: np.ndarray
+    cfg: RunConfig
+    tag: str
+    hnsw: dict[tuple[str, ...], HnswIndex] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, enc: _Encoded, cfg: RunConfig, tag: str) -> _SearchContext:
+        q_row = {q: i for i, q in enumerate(enc.queries["query_id"].to_list())}
+        dids = enc.corpus["doc_id"]
+        tie = tie_ranks(dids.to_numpy().astype(object))
+        dlang = enc.corpus["lang"].to_numpy()
+        return cls(enc.qvec, enc.dvec, q_row, dids, tie, dlang, cfg, tag)
+
+
+@dataclass
+class _SettingTables:
+    """One setting's run and ranks, ready to write."""
+
+    name: str
+    run: pl.DataFrame
+    ranks: pl.DataFrame
+
+
+def _search_all(settings: list[Setting], ctx: _SearchContext, tmp: Path) -> dict[str, str]:
+    """Search every setting; a writer thread writes one setting while the next is searched."""
+    from tqdm.auto import tqdm
+
+    (tmp / "runs").mkdir()
+    (tmp / "ranks").mkdir()
     used: dict[str, str] = {}
-    tag = _trec_tag(str(info.get("label") or info.get("name")))
-    t1 = time.perf_counter()
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        (tmp / "runs").mkdir()
-        if any(s.kind == "multi" for s in settings):
-            (tmp / "ranks").mkdir()
-        for s in settings:
-            used[s.name] = _search_setting(
-                s, qvec, dvec, q_row, dids, tie, dlang, k, backend, hnsw,
-                hnsw_threshold, hnsw_params or {}, memory_mb, tmp, tag,
-            )  # fmt: skip
-        search_s = time.perf_counter() - t1
-        meta = provenance(
-            model={key: info.get(key) for key in ("name", "label", "path", "fingerprint")},
-            benchmark={
-                "name": bench.name,
-                "path": str(Path(benchmark_dir).resolve()),
-                "fingerprint": bench.fingerprint,
-            },
-            prompts=prompts,
-            backend=backend,
-            backends=used,
-            k=k,
-            settings=[s.name for s in settings],
-            seed=seed,
-            tie_rule=TIE_RULE,
-            similarity="cosine" if cosine else "dot",
-            hnsw={"threshold": hnsw_threshold, **(hnsw_params or {})},
-            encoding={
-                "queries": qstats,
-                "passages": dstats,
-                "batch_size": batch_size,
-                "device": str(st.device),
-                "cache": str(root) if use_cache else None,
-                "dtype": "float32",
-            },
-            timings_s={"encode": round(encode_s, 3), "search": round(search_s, 3)},
-        )
-        write_json(tmp / "run.json", meta)
-    return out
-
-
-def _search_setting(
-    s: Setting,
-    qvec: np.ndarray,
-    dvec: np.ndarray,
-    q_row: dict[str, int],
-    dids: np.ndarray,
-    tie: np.ndarray,
-    dlang: np.ndarray,
-    k: int,
-    backend: str,
-    hnsw: dict[tuple[str, ...], HnswIndex],
-    threshold: int,
-    hnsw_params: dict[str, Any],
-    memory_mb: float,
-    tmp: Path,
-    tag: str,
-) -> str:
-    """Search one setting, write its run (and ranks for multi); return the backend used."""
-    qids = s.query_ids
-    qsel = np.fromiter((q_row[q] for q in qids), dtype=np.int64, count=len(qids))
-    dsel = np.flatnonzero(np.isin(dlang, list(s.doc_langs)))
-    sub_q, sub_d, sub_tie, sub_ids = qvec[qsel], dvec[dsel], tie[dsel], dids[dsel]
-    if s.kind == "multi":
-        local = {d: i for i, d in enumerate(sub_ids)}
-        qpos = {q: i for i, q in enumerate(qids)}
-        rel = s.qrels.filter(pl.col("relevance") > 0)
-        pq = np.fromiter((qpos[q] for q in rel["query_id"]), dtype=np.int64, count=rel.height)
-        pd = np.fromiter((local[d] for d in rel["doc_id"]), dtype=np.int64, count=rel.height)
-        top = exact_search(sub_q, sub_d, k, sub_tie, pairs=(pq, pd), memory_mb=memory_mb)
-        assert top.pair_ranks is not None
-        pl.DataFrame(
-            {"query_id": rel["query_id"], "doc_id": rel["doc_id"], "rank": top.pair_ranks},
-            schema=RANKS_SCHEMA,
-        ).sort("query_id", "rank").write_parquet(tmp / "ranks" / f"{s.name}.parquet")
-        used = "exact"
-    else:
-        used = choose_backend(backend, len(dsel), k, threshold)
-        if used == "hnsw" and k < len(dsel):
-            key = s.doc_langs
-            if key not in hnsw:
-                hnsw[key] = HnswIndex(sub_d, **hnsw_params)
-            top = hnsw[key].search(sub_q, k, sub_tie)
-        else:
-            used = "exact"
-            top = exact_search(sub_q, sub_d, k, sub_tie, memory_mb=memory_mb)
-    _write_run(top, qids, sub_ids, tmp, s.name, tag)
+    pending: list[Future[None]] = []
+    bar = tqdm(settings, desc="search + write", unit="setting", disable=not ctx.cfg.progress)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xeval-write") as writer, bar:
+        for s in bar:
+            used[s.name], tables = _search_setting(s, ctx)
+            pending.append(writer.submit(_write_setting, tables, tmp, ctx.cfg.trec, ctx.tag))
+            while len(pending) > 2:  # bound the tables held in memory
+                pending.pop(0).result()
+        for f in pending:
+            f.result()
     return used
+
+
+def _search_setting(s: Setting, ctx: _SearchContext) -> tuple[str, _SettingTables]:
+    """Search one setting; return the backend used and its run and ranks tables."""
+    cfg = ctx.cfg
+    qids = s.query_ids
+    qsel = np.fromiter((ctx.q_row[q] for q in qids), dtype=np.int64, count=len(qids))
+    dsel = np.flatnonzero(np.isin(ctx.dlang, list(s.doc_langs)))
+    sub_q, sub_d, sub_tie = ctx.qvec[qsel], ctx.dvec[dsel], ctx.tie[dsel]
+    sub_ids = ctx.dids.gather(dsel)
+    local = dict(zip(sub_ids.to_list(), range(len(dsel)), strict=True))
+    qpos = {q: i for i, q in enumerate(qids)}
+    rel = s.qrels.filter(pl.col("relevance") > 0)
+    pq = np.fromiter((qpos[q] for q in rel["query_id"]), dtype=np.int64, count=rel.height)
+    pd = np.fromiter((local[d] for d in rel["doc_id"]), dtype=np.int64, count=rel.height)
+    used = "exact" if s.kind == "multi" else choose_backend(
+        cfg.backend, len(dsel), cfg.k, cfg.hnsw_threshold
+    )  # fmt: skip
+    if used == "hnsw" and cfg.k < len(dsel):
+        if s.doc_langs not in ctx.hnsw:
+            ctx.hnsw[s.doc_langs] = HnswIndex(sub_d, **cfg.hnsw_params)
+        top = ctx.hnsw[s.doc_langs].search(sub_q, cfg.k, sub_tie)
+        ranks = pair_ranks(sub_q, sub_d, sub_tie, pq, pd, memory_mb=cfg.memory_mb)
+    else:
+        used = "exact"
+        top = exact_search(sub_q, sub_d, cfg.k, sub_tie, pairs=(pq, pd), memory_mb=cfg.memory_mb)
+        ranks = top.pair_ranks
+    rank_table = pl.DataFrame(
+        {"query_id": rel["query_id"], "doc_id": rel["doc_id"], "rank": ranks}, schema=RANKS_SCHEMA
+    ).sort("query_id", "rank")
+    return used, _SettingTables(s.name, _run_table(top, qids, sub_ids), rank_table)
+
+
+def _run_table(top: TopK, qids: list[str], dids: pl.Series) -> pl.DataFrame:
+    nq, k = top.indices.shape
+    return pl.DataFrame(
+        {
+            "query_id": pl.Series(qids, dtype=pl.String).gather(np.repeat(np.arange(nq), k)),
+            "doc_id": dids.gather(top.indices.ravel()),
+            "score": top.scores.ravel().astype(np.float64),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), nq),
+        },
+        schema=RUN_SCHEMA,
+    )
+
+
+def _write_setting(t: _SettingTables, tmp: Path, trec: str, tag: str) -> None:
+    """runs/<name>.parquet, ranks/<name>.parquet and, if asked, runs/<name>.trec[.gz]."""
+    t.run.write_parquet(tmp / "runs" / f"{t.name}.parquet")
+    t.ranks.write_parquet(tmp / "ranks" / f"{t.name}.parquet")
+    if trec == "none":
+        return
+    # TODO(tables): the one TREC writer of xeval.tables once it lands
+    # Polars writes f64 in shortest round-trip form: the TREC file keeps exact scores
+    lines = t.run.select(
+        "query_id", pl.lit("Q0").alias("q0"), "doc_id", "rank", "score", pl.lit(tag).alias("tag")
+    )
+    kw: dict[str, Any] = {"separator": " ", "include_header": False, "quote_style": "never"}
+    if trec == "plain":
+        lines.write_csv(tmp / "runs" / f"{t.name}.trec", **kw)
+        return
+    with gzip.open(tmp / "runs" / f"{t.name}.trec.gz", "wb", compresslevel=3) as fh:
+        lines.write_csv(fh, **kw)

@@ -241,3 +241,34 @@ def exact_ranks(
     )
     assert res.pair_ranks is not None
     return res.pair_ranks
+
+
+def pair_ranks(
+    queries: np.ndarray,
+    docs: np.ndarray,
+    tie_rank: np.ndarray,
+    pair_query: np.ndarray,
+    pair_doc: np.ndarray,
+    *,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+) -> np.ndarray:
+    """Exact 1-based ranks of (query, doc) pairs: the pairs' query vectors times all docs.
+
+    One matrix product per block of pairs (only the queries that have a pair are scored);
+    for a search that already scores every document, pass ``pairs=`` to
+    :func:`exact_search` instead, which takes the ranks from the same score blocks.
+    """
+    queries, docs = _prepare(queries, docs, tie_rank)
+    pq = np.asarray(pair_query, dtype=np.int64)
+    pd = np.asarray(pair_doc, dtype=np.int64)
+    tie = np.asarray(tie_rank)
+    out = np.empty(len(pq), dtype=np.int64)
+    step = _batch_rows(docs.shape[0], memory_mb)
+    for s in range(0, len(pq), step):
+        q, d = pq[s : s + step], pd[s : s + step]
+        rows = queries[q] @ docs.T
+        target = rows[np.arange(len(q)), d][:, None]
+        higher = (rows > target).sum(axis=1)
+        ties = ((rows == target) & (tie[None, :] < tie[d][:, None])).sum(axis=1)
+        out[s : s + step] = 1 + higher + ties
+    return out
