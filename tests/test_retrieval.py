@@ -223,7 +223,6 @@ def test_run_directory_contract(tiny_model: Path, tiny_benchmark_dir: Path, tmp_
     assert meta["model"]["fingerprint"] and "versions" in meta and "command" in meta
     assert meta["encoding"]["passages"]["encoded"] == bench.corpus.height
     assert sorted(p.stem for p in (out / "runs").glob("*.parquet")) == sorted(meta["settings"])
-    multi = [s for s in settings if s.kind == "multi"]
     # exact ranks are written for every setting kind (the full-pool metrics need them)
     assert sorted(p.stem for p in (out / "ranks").glob("*.parquet")) == sorted(
         s.name for s in settings
