@@ -161,9 +161,7 @@ def _units(df: pl.DataFrame, metric: str, by: str) -> list[dict[str, str]]:
     if by == "group":
         kinds = set(sub["kind"].unique())
         return [
-            {"unit": k, "kind": k, "query_lang": "", "doc_lang": ""}
-            for k in KINDS
-            if k in kinds
+            {"unit": k, "kind": k, "query_lang": "", "doc_lang": ""} for k in KINDS if k in kinds
         ] + [
             {"unit": k, "kind": k, "query_lang": "", "doc_lang": ""}
             for k in sorted(kinds - set(KINDS))

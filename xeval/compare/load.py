@@ -215,7 +215,7 @@ def check_comparable(runs: Sequence[EvaluatedRun], metrics: Sequence[str] = ()) 
                 f"runs cover different settings: only in {ref.path}: {_few(only_ref)}; "
                 f"only in {run.path}: {_few(only_run)}. Compare runs made with the same "
                 "settings.",
-                file=run.path / PER_QUERY,
+                file=run.path / PER_QUERY_FILE,
             )
         for setting, qids in ref_sets.items():
             other = sets[setting]
@@ -224,7 +224,7 @@ def check_comparable(runs: Sequence[EvaluatedRun], metrics: Sequence[str] = ()) 
                     f"different query sets in setting {setting}: {len(qids)} queries in "
                     f"{ref.path} vs {len(other)} here; only in the first: "
                     f"{_few(sorted(qids - other))}; only here: {_few(sorted(other - qids))}",
-                    file=run.path / PER_QUERY,
+                    file=run.path / PER_QUERY_FILE,
                     record=setting,
                 )
     for metric in metrics:
@@ -241,7 +241,7 @@ def check_comparable(runs: Sequence[EvaluatedRun], metrics: Sequence[str] = ()) 
                 raise XevalError(
                     f"metric {metric!r} was evaluated on different settings "
                     f"({len(s)} here vs {len(first)} in {runs[0].path})",
-                    file=Path(p) / PER_QUERY,
+                    file=Path(p) / PER_QUERY_FILE,
                 )
 
 

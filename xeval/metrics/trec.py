@@ -79,7 +79,9 @@ def _read_fields(path: Path, fields: dict[str, pl.DataType]) -> pl.DataFrame:
 
 def read_trec_run(path: str | Path) -> pl.DataFrame:
     """``query_id, doc_id, score (f64), rank (i64), tag`` from a TREC run file."""
-    return _read_fields(Path(path), TREC_RUN_FIELDS).select("query_id", "doc_id", "score", "rank", "tag")
+    return _read_fields(Path(path), TREC_RUN_FIELDS).select(
+        "query_id", "doc_id", "score", "rank", "tag"
+    )
 
 
 def read_trec_qrels(path: str | Path) -> pl.DataFrame:
