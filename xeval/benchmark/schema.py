@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from xeval.errors import XevalError
+from xeval.metrics.trec import write_trec_qrels
 from xeval.provenance import atomic_dir, provenance
 from xeval.tables import CORPUS, QRELS, QUERIES, TableSpec, read_json, write_json
 
@@ -168,15 +169,6 @@ def _conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
         and not df.get_column(c).cast(pl.String).fill_null("").str.len_chars().max()
     ]
     return df.drop(empty)
-
-
-def write_trec_qrels(qrels: pl.DataFrame, path: str | Path) -> None:
-    """``qid 0 docid rel`` lines, sorted by query then document."""
-    (
-        qrels.sort("query_id", "doc_id")
-        .select("query_id", pl.lit("0").alias("iter"), "doc_id", "relevance")
-        .write_csv(path, separator=" ", include_header=False)
-    )
 
 
 def _default_card(manifest: dict[str, Any]) -> str:

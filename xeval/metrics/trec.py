@@ -119,3 +119,14 @@ def write_trec_run(
             tmp, separator=" ", include_header=False, quote_style="never", float_precision=None
         )
     return path
+
+
+def write_trec_qrels(qrels: pl.DataFrame, path: str | Path) -> Path:
+    """``qid 0 docid rel`` lines, sorted by query then document; written atomically."""
+    path = Path(path)
+    out = qrels.sort("query_id", "doc_id").select(
+        "query_id", pl.lit("0").alias("iter"), "doc_id", "relevance"
+    )
+    with atomic_path(path) as tmp:
+        out.write_csv(tmp, separator=" ", include_header=False)
+    return path
