@@ -22,7 +22,6 @@ a warning, moved aside as ``*.damaged`` and its texts are encoded again.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ import polars as pl
 
 from xeval.errors import XevalError
 from xeval.provenance import atomic_path, sha256_text, write_json
+from xeval.tables import read_json
 
 DTYPE = np.float32
 PRECISIONS = ("fp32", "bf16")
@@ -78,9 +78,9 @@ class EmbeddingCache:
         if not f.exists():
             return None
         try:
-            meta = json.loads(f.read_text(encoding="utf-8"))
+            meta = read_json(f)
             int(meta["dim"])
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        except (XevalError, ValueError, KeyError, TypeError) as exc:
             self._set_aside(f, f"unreadable cache metadata ({exc})")
             return None
         same = (meta.get("fingerprint"), meta.get("prompt"), meta.get("precision", "fp32"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gzip
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,8 +30,9 @@ import numpy as np
 import polars as pl
 
 from xeval.benchmark.schema import Benchmark, load_benchmark
-from xeval.benchmark.settings import KINDS, Setting, enumerate_settings
+from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
+from xeval.metrics.trec import write_trec_run
 from xeval.provenance import atomic_dir, provenance, write_json
 from xeval.retrieval.cache import EmbeddingCache, default_cache_root
 from xeval.retrieval.encode import (
@@ -54,16 +54,13 @@ from xeval.retrieval.search import (
     pair_ranks,
     tie_ranks,
 )
+from xeval.tables import KINDS, RANKS, RUN, TIE_RULE
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from xeval.precision import Precision
 
-TIE_RULE = "score descending, then doc_id descending"
-# TODO(tables): move to xeval.tables (RUN, RANKS) once it lands
-RUN_SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "score": pl.Float64, "rank": pl.Int32}
-RANKS_SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "rank": pl.Int32}
 TREC_FORMATS = ("none", "gz", "plain")
 THIRD_PARTY = r"(transformers|sentence_transformers|torch|tqdm|huggingface_hub|usearch)"
 
@@ -405,7 +402,7 @@ def _search_setting(s: Setting, ctx: _SearchContext) -> tuple[str, _SettingTable
         top = exact_search(sub_q, sub_d, cfg.k, sub_tie, pairs=(pq, pd), memory_mb=cfg.memory_mb)
         ranks = top.pair_ranks
     rank_table = pl.DataFrame(
-        {"query_id": rel["query_id"], "doc_id": rel["doc_id"], "rank": ranks}, schema=RANKS_SCHEMA
+        {"query_id": rel["query_id"], "doc_id": rel["doc_id"], "rank": ranks}, schema=RANKS.columns
     ).sort("query_id", "rank")
     return used, _SettingTables(s.name, _run_table(top, qids, sub_ids), rank_table)
 
@@ -419,24 +416,14 @@ def _run_table(top: TopK, qids: list[str], dids: pl.Series) -> pl.DataFrame:
             "score": top.scores.ravel().astype(np.float64),
             "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), nq),
         },
-        schema=RUN_SCHEMA,
+        schema=RUN.schema,
     )
 
 
 def _write_setting(t: _SettingTables, tmp: Path, trec: str, tag: str) -> None:
     """runs/<name>.parquet, ranks/<name>.parquet and, if asked, runs/<name>.trec[.gz]."""
-    t.run.write_parquet(tmp / "runs" / f"{t.name}.parquet")
-    t.ranks.write_parquet(tmp / "ranks" / f"{t.name}.parquet")
-    if trec == "none":
-        return
-    # TODO(tables): the one TREC writer of xeval.tables once it lands
-    # Polars writes f64 in shortest round-trip form: the TREC file keeps exact scores
-    lines = t.run.select(
-        "query_id", pl.lit("Q0").alias("q0"), "doc_id", "rank", "score", pl.lit(tag).alias("tag")
-    )
-    kw: dict[str, Any] = {"separator": " ", "include_header": False, "quote_style": "never"}
-    if trec == "plain":
-        lines.write_csv(tmp / "runs" / f"{t.name}.trec", **kw)
-        return
-    with gzip.open(tmp / "runs" / f"{t.name}.trec.gz", "wb", compresslevel=3) as fh:
-        lines.write_csv(fh, **kw)
+    RUN.write(t.run, tmp / "runs" / f"{t.name}.parquet")
+    RANKS.write(t.ranks, tmp / "ranks" / f"{t.name}.parquet")
+    if trec != "none":
+        suffix = ".trec.gz" if trec == "gz" else ".trec"
+        write_trec_run(t.run, tmp / "runs" / f"{t.name}{suffix}", tag, ranked=True)
