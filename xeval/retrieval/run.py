@@ -199,18 +199,26 @@ class _Encoded:
     stats: dict[str, dict[str, int]]
     cosine: bool
     seconds: float
+    prompts: dict[str, str]
+    precision: Precision
+    threads: int
+    device: str
+    max_length: int | None
 
 
 def _encode_all(
     st: SentenceTransformer,
     bench: Benchmark,
     settings: list[Setting],
-    prompts: dict[str, str],
     fingerprint: str,
-    precision: Precision,
+    threads: int,
     cfg: RunConfig,
 ) -> _Encoded:
     """Encode every query and document the settings need, once, through the cache."""
+    from xeval.precision import resolve_dtype
+
+    precision = resolve_dtype(cfg.dtype, str(st.device))
+    prompts = _prompts(st, cfg)
     qids = sorted({q for s in settings for q in s.query_ids})
     doc_langs = sorted({lang for s in settings for lang in s.doc_langs})
     corpus = bench.corpus.filter(pl.col("lang").is_in(doc_langs))
@@ -228,7 +236,10 @@ def _encode_all(
     qvec, dvec = vecs["queries"], vecs["passages"]
     if cosine:
         qvec, dvec = normalize(qvec), normalize(dvec)
-    return _Encoded(qvec, dvec, queries, corpus, stats, cosine, time.perf_counter() - t0)
+    return _Encoded(
+        qvec, dvec, queries, corpus, stats, cosine, time.perf_counter() - t0, prompts,
+        precision, threads, str(st.device), max_length(st),
+    )  # fmt: skip
 
 
 def _prompts(st: SentenceTransformer, cfg: RunConfig) -> dict[str, str]:
@@ -260,7 +271,7 @@ def run_benchmark(
     """
     import torch
 
-    from xeval.precision import resolve_dtype, set_threads
+    from xeval.precision import set_threads
 
     cfg = dataclasses.replace(config or RunConfig(), **options)
     out = Path(out)
@@ -275,9 +286,7 @@ def run_benchmark(
         torch.manual_seed(cfg.seed)
         # model dispatch: dense sentence-transformers models (other systems plug in here)
         st, info = _load(model, info, cfg.device)
-        precision = resolve_dtype(cfg.dtype, str(st.device))
-        prompts = _prompts(st, cfg)
-        enc = _encode_all(st, bench, settings, prompts, info["fingerprint"], precision, cfg)
+        enc = _encode_all(st, bench, settings, info["fingerprint"], threads, cfg)
         label = cfg.label or str(info.get("label") or info.get("name"))
         ctx = _SearchContext.build(enc, cfg, _trec_tag(label))
         with atomic_dir(out, overwrite=cfg.overwrite) as tmp:
@@ -287,41 +296,55 @@ def run_benchmark(
                 "encode": round(enc.seconds, 3),
                 "search": round(time.perf_counter() - t1, 3),
             }
-            meta = provenance(
-                label=label,
-                model={key: info.get(key) for key in ("name", "label", "path", "fingerprint")},
-                benchmark={
-                    "name": bench.name,
-                    "path": str(Path(benchmark_dir).resolve()),
-                    "fingerprint": bench.fingerprint,
-                },
-                prompts=prompts,
-                backend=cfg.backend,
-                backends=used,
-                k=cfg.k,
-                settings=[s.name for s in settings],
-                seed=cfg.seed,
-                tie_rule=TIE_RULE,
-                similarity="cosine" if enc.cosine else "dot",
-                hnsw={"threshold": cfg.hnsw_threshold, **cfg.hnsw_params},
-                encoding={
-                    **enc.stats,
-                    "batch_size": cfg.batch_size,
-                    "device": str(st.device),
-                    "threads": threads,
-                    "max_length": max_length(st),
-                    "cache": str(cfg.cache_dir or default_cache_root()) if cfg.use_cache else None,
-                    "dtype": "float32",  # stored vectors
-                    "precision": precision.to_dict(),  # compute precision
-                },
-                outputs={"trec": cfg.trec, "ranks": "every setting"},
-                timings_s=timings,
-            )
+            meta = _run_meta(cfg, info, label, bench, settings, enc, used, timings)
             write_json(tmp / "run.json", meta)
     return RunResult(
-        out, label, tuple(meta["settings"]), cfg.k, precision.name, threads,
+        out, label, tuple(meta["settings"]), cfg.k, enc.precision.name, threads,
         enc.stats["queries"], enc.stats["passages"], used, timings,
     )  # fmt: skip
+
+
+def _run_meta(
+    cfg: RunConfig,
+    info: dict[str, Any],
+    label: str,
+    bench: Benchmark,
+    settings: list[Setting],
+    enc: _Encoded,
+    backends: dict[str, str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """run.json: provenance, label, model, benchmark, encoding, search and outputs."""
+    return provenance(
+        label=label,
+        model={key: info.get(key) for key in ("name", "label", "path", "fingerprint")},
+        benchmark={
+            "name": bench.name,
+            "path": str(Path(bench.path).resolve()) if bench.path else None,
+            "fingerprint": bench.fingerprint,
+        },
+        prompts=enc.prompts,
+        backend=cfg.backend,
+        backends=backends,
+        k=cfg.k,
+        settings=[s.name for s in settings],
+        seed=cfg.seed,
+        tie_rule=TIE_RULE,
+        similarity="cosine" if enc.cosine else "dot",
+        hnsw={"threshold": cfg.hnsw_threshold, **cfg.hnsw_params},
+        encoding={
+            **enc.stats,
+            "batch_size": cfg.batch_size,
+            "device": enc.device,
+            "threads": enc.threads,
+            "max_length": enc.max_length,
+            "cache": str(cfg.cache_dir or default_cache_root()) if cfg.use_cache else None,
+            "dtype": "float32",  # stored vectors
+            "precision": enc.precision.to_dict(),  # compute precision
+        },
+        outputs={"trec": cfg.trec, "ranks": "every setting"},
+        timings_s=timings,
+    )
 
 
 @dataclass
