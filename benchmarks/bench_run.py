@@ -15,7 +15,7 @@ question; ``--record`` appends the figures, the machine and the command to
 machine)::
 
     nice .venv/bin/python benchmarks/bench_run.py --full --record
-    nice .venv/bin/python benchmarks/bench_run.py --units 10 --languages en,de   # short
+    nice .venv/bin/python benchmarks/bench_run.py --units 10 --languages en --kinds mono  # short
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def mrr10(run_dir: Path, bench_dir: Path, languages: list[str] | None) -> dict[s
     out = {}
     for s in enumerate_settings(load_benchmark(bench_dir), languages=languages):
         f = run_dir / "runs" / f"{s.name}.parquet"
-        if not f.exists():
+        if not f.exists():  # a setting left out by --kinds
             continue
         rel = s.qrels.filter(pl.col("relevance") > 0).select("query_id", "doc_id")
         hits = pl.read_parquet(f).filter(pl.col("rank") <= 10).join(rel, on=["query_id", "doc_id"])
@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="every XQuAD-R question")
     ap.add_argument("--units", type=int, default=30, help="question units sampled (not --full)")
     ap.add_argument("--languages", default=None, help="only these languages (comma-separated)")
+    ap.add_argument("--kinds", default=None, help="only these setting kinds (comma-separated)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--before", default=BEFORE, help="the commit timed as 'before'")
     ap.add_argument("--keep-thread-env", action="store_true",
@@ -149,6 +150,8 @@ def _measure(args, langs, tmp: Path, bench: Path, old: Path) -> str:
     common = ["-m", args.model, "-b", str(bench), "--no-cache", "-q"]
     if langs:
         common += ["--languages", ",".join(langs)]
+    for kind in args.kinds.split(",") if args.kinds else []:
+        common += ["--kind", kind]
     sides = {"before": old, "after": REPO}
     times: dict[str, list[float]] = {k: [] for k in sides}
     for i in range(args.repeats):
@@ -176,6 +179,7 @@ def report(args, langs, bench: Path, tmp: Path, times, fp32_s: float) -> str:
     cmd = " ".join(shlex.quote(a) for a in sys.argv)
     which = "every question" if args.full or args.benchmark else f"{args.units} question units"
     which += f", languages {','.join(langs)}" if langs else ""
+    which += f", kinds {args.kinds}" if args.kinds else ""
     rows = [
         f"## `xeval run` before ({args.before}) vs after, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
