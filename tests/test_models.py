@@ -333,6 +333,24 @@ def test_cli_install_list_path(models_home) -> None:
     assert "dequantized Q4_0" in res.output
 
 
+def test_check_models_and_fingerprint_from_the_files(models_home, tmp_path, monkeypatch) -> None:
+    from xeval.models import check_models, install_model, model_info
+
+    monkeypatch.setenv("XEVAL_CACHE", str(tmp_path / "xc"))
+    path = install_model("tiny").path
+    (check,) = check_models(verify=True)
+    assert check.name == "tiny" and check.verified is True and check.label
+    assert check_models()[0].verified is None  # not recomputed without verify
+    before = model_info(str(path))["fingerprint"]
+    assert list((tmp_path / "xc" / "fingerprints").glob("*.json"))  # remembered by stat
+    weights = next(p for p in Path(path).iterdir() if p.suffix == ".safetensors")
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size, the card left as it was
+    weights.write_bytes(bytes(data))
+    assert model_info(str(path))["fingerprint"] != before
+    assert check_models(verify=True)[0].verified is False
+
+
 # ---------------------------------------------------------------------------- the real model
 
 # 12 sentences with German, Spanish and Chinese translations (written for this test)
