@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -49,18 +50,19 @@ def child_env(root: Path, keep_threads: bool, cache: Path) -> dict[str, str]:
     return env
 
 
-def xeval_run(root: Path, args: list[str], env: dict[str, str], cwd: Path) -> float:
-    """Wall seconds of one ``python -m xeval run`` with the xeval of ``root``."""
+def xeval_run(root: Path, args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``python -m xeval run`` with the xeval of ``root``."""
     check = [sys.executable, "-c", "import xeval; print(xeval.__file__)"]
     where = subprocess.run(check, env=env, cwd=cwd, capture_output=True, text=True, check=True)
     if not where.stdout.strip().startswith(str(root)):
         raise SystemExit(f"xeval imported from {where.stdout.strip()}, not from {root}")
-    t0 = time.perf_counter()
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "xeval", "run", *args], env=env, cwd=cwd,
                          capture_output=True, text=True)  # fmt: skip
+    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode:
         raise SystemExit(f"xeval run failed ({root}):\n{res.stderr[-3000:]}")
-    return time.perf_counter() - t0
+    return wall, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
 
 def mrr10(run_dir: Path, bench_dir: Path, languages: list[str] | None) -> dict[str, float]:
@@ -153,22 +155,29 @@ def _measure(args, langs, tmp: Path, bench: Path, old: Path) -> str:
     for kind in args.kinds.split(",") if args.kinds else []:
         common += ["--kind", kind]
     sides = {"before": old, "after": REPO}
-    times: dict[str, list[float]] = {k: [] for k in sides}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
     for i in range(args.repeats):
         for name, root in sides.items():
             env = child_env(root, args.keep_thread_env, tmp / "cache")
             out = tmp / f"{name}-{i}"
             times[name].append(xeval_run(root, [*common, "-o", str(out)], env, tmp))
-            print(f"{name} #{i + 1}: {times[name][-1]:.1f} s", flush=True)
+            print(f"{name} #{i + 1}: wall, CPU s {times[name][-1]}", flush=True)
     fp32_out = tmp / "after-fp32"
     env = child_env(REPO, args.keep_thread_env, tmp / "cache")
-    fp32_s = xeval_run(REPO, [*common, "-o", str(fp32_out), "--dtype", "fp32"], env, tmp)
+    fp32_s = xeval_run(REPO, [*common, "-o", str(fp32_out), "--dtype", "fp32"], env, tmp)[0]
     return report(args, langs, bench, tmp, times, fp32_s)
 
 
 def report(args, langs, bench: Path, tmp: Path, times, fp32_s: float) -> str:
-    before, after = (statistics.median(times[k]) for k in ("before", "after"))
+    wall = {k: [w for w, _ in v] for k, v in times.items()}
+    cpu = {k: [c for _, c in v] for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in wall.items()}
     meta = {k: json.loads((tmp / f"{k}-0" / "run.json").read_text()) for k in times}
+    enc = {
+        k: [json.loads((tmp / f"{k}-{i}" / "run.json").read_text())["timings_s"]["encode"]
+            for i in range(len(wall[k]))]
+        for k in times
+    }  # fmt: skip
     m_fp32 = mrr10(tmp / "after-fp32", bench, langs)
     m_new = mrr10(tmp / "after-0", bench, langs)
     m_old = mrr10(tmp / "before-0", bench, langs)
@@ -189,20 +198,26 @@ def report(args, langs, bench: Path, tmp: Path, times, fp32_s: float) -> str:
         f"settings; model {meta['after']['model']['label']}; default settings, --no-cache, "
         f"{args.repeats} interleaved repeat(s)",
         "",
-        "| | wall s (median) | all repeats | encode s | search + write s | run folder MB |",
-        "|---|---|---|---|---|---|",
+        "| | wall s, median | wall s, each repeat | CPU s, each repeat | encode s, each repeat "
+        "| search + write s | run folder MB |",
+        "|---|---|---|---|---|---|---|",
     ]
     for k in ("before", "after"):
-        t = meta[k]["timings_s"]
         name = f"after ({prec})" if k == "after" else k
-        rows.append(f"| {name} | {statistics.median(times[k]):.1f} | "
-                    f"{', '.join(f'{x:.1f}' for x in times[k])} | {t['encode']:.1f} | "
-                    f"{t['search']:.1f} | {size_mb(tmp / f'{k}-0'):.1f} |")  # fmt: skip
+        rows.append(f"| {name} | {med[k]:.1f} | {', '.join(f'{x:.1f}' for x in wall[k])} | "
+                    f"{', '.join(f'{x:.1f}' for x in cpu[k])} | "
+                    f"{', '.join(f'{x:.1f}' for x in enc[k])} | "
+                    f"{meta[k]['timings_s']['search']:.1f} | {size_mb(tmp / f'{k}-0'):.1f} |")  # fmt: skip
+    ratio = {
+        "median wall": med["after"] / med["before"],
+        "best wall": min(wall["after"]) / min(wall["before"]),
+        "median CPU": statistics.median(cpu["after"]) / statistics.median(cpu["before"]),
+    }
     rows += [
-        f"| after, --dtype fp32 | {fp32_s:.1f} | | | | |",
+        f"| after, --dtype fp32 | {fp32_s:.1f} | | | | | |",
         "",
-        f"**after / before = {after / before:.2f}** (wall time, median of repeats); fp32 after / "
-        f"before = {fp32_s / before:.2f}.",
+        "**after / before: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items()) + "**; "
+        f"fp32 after / before (median wall) {fp32_s / med['before']:.2f}.",
         "",
         f"MRR@10 agreement, {prec} vs fp32, over {len(diff)} settings: max |difference| "
         f"{max(diff.values()):.4f}; settings beyond 0.002: {', '.join(beyond) or 'none'}. "
