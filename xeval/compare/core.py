@@ -51,6 +51,8 @@ PAIRING = {
     "query": "query id (averaged over the settings of the group)",
     "observation": "(setting, query) cell",
 }
+#: the pairing unit in the plural, as reports count them
+PLURAL = {"unit": "question units", "query": "queries", "observation": "cells"}
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class Comparison:
         warn = f"; {len(self.warnings)} warning(s)" if self.warnings else ""
         return (
             f"{len(self.systems)} systems, {self.results.height} {self.options.test} tests "
-            f"per {self.unit} (n ≤ {self.n_units}), {self.options.correction}-corrected: "
+            f"over {PLURAL[self.unit]} (n ≤ {self.n_units}), {self.options.correction}-corrected: "
             f"{sig} significant at α = {self.options.alpha}{warn}"
         )
 
@@ -134,9 +136,7 @@ class Comparison:
         return f"Comparison({names}; {self.summary()})"
 
 
-def compare_folder(
-    paths: str | Path | Sequence[str | Path], options: CompareOptions
-) -> Comparison:
+def compare_folder(paths: str | Path | Sequence[str | Path], options: CompareOptions) -> Comparison:
     """Load every evaluated run in ``paths`` (folders of runs, run folders or globs), check
     comparability, choose the pairing unit and compare."""
     wanted = set(options.metrics) | LOWER_IS_BETTER  # LB feeds the language-bias table
@@ -512,7 +512,5 @@ def _with_unit_ci(
                 vals = paired_values(sub, str(options.unit), units)["value"].to_numpy()
                 _, lo, hi = stats.mean_difference_ci(np.zeros_like(vals), vals)
                 rows.append((s.name, unit["unit"], metric, lo, hi))
-    ci = pl.DataFrame(
-        rows, schema=["system", "unit", "metric", "ci_low", "ci_high"], orient="row"
-    )
+    ci = pl.DataFrame(rows, schema=["system", "unit", "metric", "ci_low", "ci_high"], orient="row")
     return scores.join(ci, on=["system", "unit", "metric"], how="left")
