@@ -123,7 +123,7 @@ class EvaluatedRun:
         key = {
             "run_label": _SEED_SUFFIX.sub("", self.run_label or ""),
             "label": _SEED_SUFFIX.sub("", self.label),
-            "model_name": model.get("name"),
+            "model_name": _SEED_SUFFIX.sub("", str(model.get("name") or "")),
             "benchmark": bench.get("fingerprint"),
             "prompts": self.meta.get("prompts"),
             "backend": self.meta.get("backend"),

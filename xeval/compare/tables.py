@@ -228,8 +228,7 @@ def console(comp: Comparison, width: int = 120) -> str:
     text = text_table(headers, rows, width)
     parts = [textwrap.fill(describe(comp), width)]
     if names:
-        legend = "  ".join(f"({let[s.name]}) {s.name}" for s in comp.systems)
-        parts += ["", textwrap.fill("systems: " + legend, width)]
+        parts += ["", "systems:", *(f"  ({let[s.name]}) {s.name}" for s in comp.systems)]
     parts += ["", text]
     if comp.warnings:
         parts += ["", *(textwrap.fill(f"warning: {w}", width) for w in comp.warnings)]
