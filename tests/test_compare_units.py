@@ -226,3 +226,52 @@ def test_comparison_repr_is_short(two_systems) -> None:
     text = repr(comp)
     assert text.startswith("Comparison(base, tuned;") and len(text) < 200
     assert "question units" in comp.summary()
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def test_heatmaps_share_one_labelled_scale_and_set_the_pooled_column_apart(
+    two_systems, tmp_path: Path, monkeypatch
+) -> None:
+    from xeval.compare import plots
+
+    seen = []
+    real = plots.heatmap
+
+    def spy(rows, cols, mat, title, scale, marks=None):
+        fig = real(rows, cols, mat, title, scale, marks)
+        seen.append((cols, scale, marks, fig))
+        return fig
+
+    monkeypatch.setattr(plots, "heatmap", spy)
+    comp = compare_folder(two_systems[0], CompareOptions())
+    files = plots.write_figures(comp, tmp_path / "fig")
+    assert {f.kind for f in files} == {"bars", "heatmap", "difference"}
+    maps = [x for x in seen if x[2] is None]
+    diffs = [x for x in seen if x[2] is not None]
+    assert len(maps) == 2 and len(diffs) == 1
+    assert maps[0][1] == maps[1][1]  # one colour scale for every system
+    for cols, scale, _, fig in seen:
+        assert cols[-1] == "all"
+        images = [ax for ax in fig.axes if ax.images]
+        assert len(images) == 2  # languages, then the pooled column on its own axes
+        assert images[1].get_xticklabels()[0].get_text() == "all"
+        bar = fig.axes[-1]
+        assert "MRR@10" in bar.get_ylabel()
+        assert images[0].images[0].get_clim() == (scale.vmin, scale.vmax)
+    # tuned is clearly better in most settings: the difference map marks them
+    assert diffs[0][2].sum() >= 6
+
+
+def test_figures_for_31_languages_stay_within_the_report_width(tmp_path: Path) -> None:
+    from xeval.compare import plots
+
+    langs = [f"l{i:02d}" for i in range(31)] + ["all"]
+    mat = np.random.default_rng(0).random((31, 32))
+    scale = plots.shared_scale([mat], "MRR@10")
+    fig = plots.heatmap(langs[:-1], langs, mat, "31 languages", scale)
+    width, height = fig.get_size_inches()
+    assert width <= plots.MAX_WIDTH_IN and height <= 9
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == langs[:-1] and len(fig.axes[0].texts) == 0  # no unreadable numbers

@@ -103,6 +103,7 @@ class Comparison:
     source: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    units: pl.DataFrame | None = field(default=None, repr=False)  # query_id -> unit_id
 
     @property
     def baseline(self) -> str | None:
@@ -213,6 +214,7 @@ def compare_systems(
     )
     comp = Comparison(options, systems, results, scores, _setting_scores(systems), groups)
     comp.warnings = seed_warnings(results)
+    comp.units = units
     return comp
 
 
@@ -514,3 +516,30 @@ def _with_unit_ci(
                 rows.append((s.name, unit["unit"], metric, lo, hi))
     ci = pl.DataFrame(rows, schema=["system", "unit", "metric", "ci_low", "ci_high"], orient="row")
     return scores.join(ci, on=["system", "unit", "metric"], how="left")
+
+
+def setting_tests(comp: Comparison, metric: str, a: str, b: str) -> pl.DataFrame:
+    """Per setting, B − A of one metric tested on the comparison's pairing unit, corrected
+    across the settings (what a difference map marks): ``query_lang, doc_lang, delta,
+    p_adjusted, significant``. With ``by="pair"`` these are the comparison's own tests."""
+    o = comp.options
+    if o.by == "pair":
+        res = comp.results.filter(
+            (pl.col("metric") == metric) & (pl.col("system_a") == a) & (pl.col("system_b") == b)
+        )
+        return res.select("query_lang", "doc_lang", "delta", "p_adjusted", "significant")
+    sys_ = {s.name: s for s in comp.systems}
+    rows = []
+    for unit in _units(sys_[a].per_query, metric, "pair"):
+        va, vb = (
+            paired_values(_select(sys_[x].per_query, metric, unit, "pair"), comp.unit, comp.units)
+            for x in (a, b)
+        )
+        res = stats.paired_t(va["value"].to_numpy(), vb["value"].to_numpy())
+        delta = float((vb["value"] - va["value"]).mean())
+        rows.append((unit["query_lang"], unit["doc_lang"], delta, res.p_value))
+    df = pl.DataFrame(rows, schema=["query_lang", "doc_lang", "delta", "p"], orient="row")
+    adjusted = stats.adjust(df["p"].to_numpy(), o.correction)
+    return df.drop("p").with_columns(
+        pl.Series("p_adjusted", adjusted), (pl.Series(adjusted) <= o.alpha).alias("significant")
+    )
