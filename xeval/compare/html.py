@@ -105,8 +105,8 @@ def _scores_section(comp: Comparison) -> str:
     out.append(
         f'<p class="note">Superscripts: significantly better than the system with that letter '
         f"({escape(o.test)}, {escape(o.correction)}-corrected p ≤ {o.alpha}). Scores are "
-        "macro-averages over the settings of a unit; ± is the standard deviation over seed "
-        "replicas.</p>"
+        f"macro-averages over the settings of a {tables.unit_header(comp)}; ± is the standard "
+        f"deviation over seed replicas; the tests pair {PLURAL[comp.unit]}.</p>"
     )
     return "\n".join(out)
 

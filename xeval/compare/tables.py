@@ -254,8 +254,9 @@ def markdown(comp: Comparison) -> str:
         parts += [f"## {metric}", "", _md_table(headers, rows), ""]
     parts.append(
         f"Superscripts: significantly better than that system ({o.test}, {o.correction}-"
-        f"corrected p ≤ {o.alpha}). Scores are means over {comp.unit}s; ± is the std over "
-        "seed replicas."
+        f"corrected p ≤ {o.alpha}). Scores are macro-averages over the settings of a "
+        f"{unit_header(comp)}; ± is the std over seed replicas; tests pair "
+        f"{PLURAL[comp.unit]}."
     )
     headers, rows = comparison_rows(comp)
     parts += ["", "## Comparisons", "", _md_table(headers, rows), ""]
