@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -94,20 +95,7 @@ from xeval.compare.stats import CORRECTIONS, TESTS
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no third-party warnings.")
 def compare_cmd(
-    runs: tuple[str, ...],
-    test: str,
-    metrics: tuple[str, ...],
-    baseline: str | None,
-    by: str,
-    unit: str,
-    correction: str,
-    alpha: float,
-    permutations: int,
-    bootstrap: int,
-    seed: int,
-    out: Path | None,
-    overwrite: bool,
-    quiet: bool,
+    runs: tuple[str, ...], out: Path | None, overwrite: bool, quiet: bool, **options: Any
 ) -> None:
     """Compare the evaluated runs in RUNS (run folders, folders of runs or globs).
 
@@ -118,17 +106,7 @@ def compare_cmd(
     """
     from xeval.compare import CompareOptions, CompareRequest, run_compare
 
-    options = CompareOptions(
-        test=test,
-        metrics=tuple(dict.fromkeys(metrics)),
-        baseline=baseline,
-        by=by,
-        unit=unit,
-        correction=correction,
-        alpha=alpha,
-        permutations=permutations,
-        bootstrap=bootstrap,
-        seed=seed,
-    )
-    result = run_compare(CompareRequest(runs, options, out, overwrite, quiet))
+    options["metrics"] = tuple(dict.fromkeys(options["metrics"]))
+    request = CompareRequest(runs, CompareOptions(**options), out, overwrite, quiet)
+    result = run_compare(request)
     click.echo(result.summary())
