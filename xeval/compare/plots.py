@@ -132,7 +132,7 @@ def heatmap(
     axes[0].set_ylabel("query language")
     axes[0].set_xlabel("document language")
     if len(axes) == 2:
-        axes[1].set_xlabel("pooled")
+        axes[1].set_title("pooled", fontsize=font)
     fig.suptitle(title, fontsize=9)
     bar = fig.colorbar(im, ax=list(axes), shrink=0.9, aspect=30, pad=0.02)
     bar.set_label(scale.label, fontsize=8)
@@ -167,10 +167,11 @@ def bars(labels: list[str], series: Series, title: str, ylabel: str) -> Figure:
     """Grouped bars: one group per label, one bar per system, error bars low..high."""
     names = list(series)
     width = 0.8 / max(1, len(names))
-    legend_rows = (len(names) + 1) // 2
+    ncols = 1 if max(map(len, names)) > 40 else min(len(names), 2)
+    legend_rows = -(-len(names) // ncols)
     fig = Figure(
-        figsize=(min(MAX_WIDTH_IN, max(4.5, 0.28 * len(labels) * len(names) + 1.8)),
-                 3.0 + 0.18 * legend_rows),
+        figsize=(min(MAX_WIDTH_IN, max(5.5, 0.28 * len(labels) * len(names) + 1.8)),
+                 3.0 + 0.2 * legend_rows),
         layout="constrained",
     )  # fmt: skip
     ax = fig.add_subplot()
@@ -186,13 +187,13 @@ def bars(labels: list[str], series: Series, title: str, ylabel: str) -> Figure:
             yerr=err,
             capsize=2,
             error_kw={"elinewidth": 0.8},
-            label=name if len(name) <= 48 else name[:47] + "…",
+            label=name if len(name) <= 80 else name[:79] + "…",
         )
     ax.set_xticks(x, labels, rotation=0 if len(labels) <= 12 else 90, fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.legend(fontsize=7, loc="outside lower center", ncols=min(len(names), 2), frameon=False)
+    fig.legend(fontsize=7, loc="outside lower center", ncols=ncols, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     return fig
@@ -214,7 +215,7 @@ def group_bars(comp: Comparison, metric: str) -> Figure | None:
             [r.get("ci_low", np.nan) for r in rows],
             [r.get("ci_high", np.nan) for r in rows],
         )
-    title = f"{metric} per setting group (error bars: 95 % CI over {PLURAL[comp.unit]})"
+    title = f"{metric} per setting group\n(error bars: 95 % CI over {PLURAL[comp.unit]})"
     return bars(units, series, title, _ylabel(metric))
 
 
@@ -237,7 +238,9 @@ def language_bars(comp: Comparison, metric: str) -> Figure | None:
             v = vals["value"].to_numpy()
             cis.append(mean_difference_ci(np.zeros_like(v), v) if v.size else (np.nan,) * 3)
         series[s.name] = ([c[0] for c in cis], [c[1] for c in cis], [c[2] for c in cis])
-    title = f"{metric} per query language, multilingual (95 % CI over {PLURAL[comp.unit]})"
+    title = (
+        f"{metric} per query language, multilingual\n(error bars: 95 % CI over {PLURAL[comp.unit]})"
+    )
     return bars(langs, series, title, _ylabel(metric))
 
 
