@@ -5,7 +5,7 @@ A *system* is something evaluated: a baseline (``base`` = the plan's base model,
 Cells, in the order :func:`plan_cells` returns them:
 
 1. ``eval/<baseline>/<benchmark>`` for every baseline, benchmarks in plan order;
-2. ``devcurve/<source>`` when the plan has a ``[devcurve]``;
+2. ``devcurve/<source>`` for every ``[[devcurve]]`` of the plan;
 3. round by round over the seeds (every strategy gets seed 0 before any gets seed 1):
    for each source and strategy (the alpha-curve strategies in the rounds of their
    seeds), ``train/<system>`` and then ``eval/<system>/<benchmark>``.
@@ -92,8 +92,7 @@ def plan_cells(plan: Plan) -> list[Cell]:
     cells = [
         Cell("eval", System(b), bench.name) for b in plan.baselines for bench in plan.benchmarks
     ]
-    if plan.devcurve is not None:
-        cells.append(Cell("devcurve", source=plan.devcurve.source))
+    cells += [Cell("devcurve", source=dc.source) for dc in plan.devcurves]
     for sys_ in trained_systems(plan):
         cells.append(Cell("train", sys_))
         src = plan.source(sys_.source or "")

@@ -6,14 +6,16 @@ Sections (see ``benchmarks/study/*.toml`` for commented examples)::
     [training]    steps, steps_from, batch_size, max_length, lr, warmup, scale,
                   freeze_embeddings, precision, seeds, save_steps, logging_steps
     [[sources]]   name, pairs (a pair source of ``xeval pairs``), domain, options,
-                  source (path), max_units, dev_units, benchmarks (names it is evaluated on)
+                  source (path), max_units, dev_units, benchmarks (names it is evaluated on),
+                  steps / steps_from (override [training] for this source)
     [[strategies]] name (xx | xy | hybrid), alpha
     [alpha_curve] alphas, seeds            hybrid at more alphas, fewer seeds
-    [devcurve]    source, strategy, alpha, seed, every, max_steps, dev_queries
+    [[devcurve]]  source, strategy, alpha, seed, every, max_steps, dev_queries (one
+                  table or several: one dev curve per training source)
     [[benchmarks]] name, builder, domain, source, sample_queries, seed, options, path
     [baselines]   models                   evaluation-only systems ("base" = the base model)
 
-``training.steps = 0`` means "not decided yet": training cells wait (``xeval study
+``steps = 0`` means "not decided yet": the source's training cells wait (``xeval study
 status`` says so) until the dev curve has run and the plan names a step count.
 """
 
@@ -66,6 +68,8 @@ class Source:
     max_units: int | None = None
     dev_units: int = 0
     benchmarks: tuple[str, ...] = ()
+    steps: int | None = None  # overrides training.steps for this source
+    steps_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ class Plan:
     benchmarks: tuple[BenchmarkSpec, ...]
     baselines: tuple[str, ...] = ("base",)
     alpha_curve: AlphaCurve = AlphaCurve()
-    devcurve: DevCurve | None = None
+    devcurves: tuple[DevCurve, ...] = ()
     description: str = ""
 
     def source(self, name: str) -> Source:
@@ -130,6 +134,13 @@ class Plan:
 
     def benchmark(self, name: str) -> BenchmarkSpec:
         return next(b for b in self.benchmarks if b.name == name)
+
+    def steps(self, source: str) -> tuple[int, str]:
+        """Optimizer steps of a source's fine-tunes and where that number came from."""
+        src = self.source(source)
+        if src.steps is not None:
+            return src.steps, src.steps_from or ""
+        return self.training.steps, self.training.steps_from
 
     def benchmarks_of(self, source: Source) -> tuple[BenchmarkSpec, ...]:
         """The benchmarks a source's fine-tunes are evaluated on (plan order)."""
@@ -173,11 +184,20 @@ def _check(plan: Plan) -> None:
     for b in plan.benchmarks:
         if not (b.builder or b.path):
             raise XevalError(f"benchmark {b.name}: give builder or path")
-    dc = plan.devcurve
-    if dc and dc.source not in {s.name for s in plan.sources}:
-        raise XevalError(f"devcurve.source {dc.source!r} is not a [[sources]] name")
-    if dc and not plan.source(dc.source).dev_units:
-        raise XevalError(f"devcurve: source {dc.source!r} holds out no dev_units")
+    for dc in plan.devcurves:
+        if dc.source not in {s.name for s in plan.sources}:
+            raise XevalError(f"devcurve.source {dc.source!r} is not a [[sources]] name")
+        if not plan.source(dc.source).dev_units:
+            raise XevalError(f"devcurve: source {dc.source!r} holds out no dev_units")
+        if dc.max_steps < 1 or dc.every < 1:
+            raise XevalError(f"devcurve {dc.source}: max_steps and every must be >= 1")
+
+
+def _tables(raw: Any) -> list[Any]:
+    """``[devcurve]`` (one table) or ``[[devcurve]]`` (several) as a list."""
+    if raw is None:
+        return []
+    return raw if isinstance(raw, list) else [raw]
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -201,7 +221,7 @@ def load_plan(path: str | Path) -> Plan:
             benchmarks=tuple(_build(BenchmarkSpec, b, "benchmarks") for b in raw["benchmarks"]),
             baselines=tuple(raw.get("baselines", {}).get("models", ["base"])),
             alpha_curve=_build(AlphaCurve, raw.get("alpha_curve", {}), "alpha_curve"),
-            devcurve=_build(DevCurve, raw["devcurve"], "devcurve") if "devcurve" in raw else None,
+            devcurves=tuple(_build(DevCurve, d, "devcurve") for d in _tables(raw.get("devcurve"))),
             description=study.get("description", ""),
         )
         _check(plan)

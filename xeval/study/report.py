@@ -192,7 +192,9 @@ def devcurve_summary(plan: Plan, store: Store) -> str:
             "  step " + f"{r['step']:>5}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k != "step")
             for r in dev.iter_rows(named=True)
         ]
-    lines.append(f"the plan says steps = {plan.training.steps} ({plan.training.steps_from})")
+    for src in plan.sources:
+        steps, why = plan.steps(src.name)
+        lines.append(f"the plan says steps = {steps} for {src.name} ({why})")
     return "\n".join(lines)
 
 
@@ -327,7 +329,8 @@ def build_report(plan: Plan, store_root: str | Path, out: str | Path) -> ReportR
         ("h1", f"Study {plan.name}"),
         ("p", plan.description or ""),
         ("p", f"Base model {plan.base_model}; {done} of {len(cells)} cells stored. Steps: "
-              f"{plan.training.steps} ({plan.training.steps_from}); batch {plan.training.batch_size}, "
+              + "; ".join(f"{s.name} {plan.steps(s.name)[0]} ({plan.steps(s.name)[1]})" for s in plan.sources)
+              + f"; batch {plan.training.batch_size}, "
               f"max length {plan.training.max_length}, lr {plan.training.lr}, frozen word embeddings: "
               f"{plan.training.freeze_embeddings}, precision {plan.training.precision}."),
     ]  # fmt: skip

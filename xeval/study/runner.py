@@ -57,8 +57,8 @@ class RunResult:
 def blocked(plan: Plan, cell: Cell) -> str | None:
     """Why ``cell`` cannot run yet (None when it can)."""
     if cell.kind in ("train", "eval") and cell.system and cell.system.trained:
-        if plan.training.steps <= 0:
-            return "training.steps is not decided (run `xeval study devcurve`, then set it)"
+        if plan.steps(cell.system.source or "")[0] <= 0:
+            return "steps not decided (run `xeval study devcurve`, then set them in the plan)"
     return None
 
 
@@ -86,7 +86,7 @@ class Runner:
             strategy=system.strategy.name,
             alpha=system.strategy.alpha,
             seed=system.seed,
-            max_steps=self.plan.training.steps,
+            max_steps=self.plan.steps(src.name)[0],
             overlap_benchmarks=overlap,
         )
 
@@ -126,10 +126,11 @@ class Runner:
     def run_train(self, cell: Cell) -> None:
         assert cell.system is not None
         out = self._train(cell.system)
+        steps, steps_from = self.plan.steps(cell.system.source or "")
         meta = self._meta(
             cell,
-            steps=self.plan.training.steps,
-            steps_from=self.plan.training.steps_from,
+            steps=steps,
+            steps_from=steps_from,
             model={"fingerprint": (out.card.get("model") or {}).get("fingerprint")},
             pairs_fingerprint=(out.card.get("pairs") or {}).get("fingerprint"),
             languages=((out.card.get("pairs") or {}).get("summary") or {}).get("languages"),
@@ -138,8 +139,7 @@ class Runner:
         self.store.write(cell, meta, {"loss": out.loss, "dev": out.dev}, {"card": out.card})
 
     def run_devcurve(self, cell: Cell) -> None:
-        dc = self.plan.devcurve
-        assert dc is not None
+        dc = next(d for d in self.plan.devcurves if d.source == cell.source)
         src = self.plan.source(dc.source)
         pairs, dev_bench, pinfo = stages.prepare_pairs(src, self.work)
         out = stages.finetune(
