@@ -173,8 +173,10 @@ def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     assert res.ran == [first, "eval/toy-hybrid-a0.5-s0/tiny"]
     a, b = Store(store).scores(), Store(ref).scores()
     assert a.height > 0
-    assert a.sort("unit_id", "kind", "query_lang").drop("system").equals(
-        b.sort("unit_id", "kind", "query_lang").drop("system")
+    assert (
+        a.sort("unit_id", "kind", "query_lang")
+        .drop("system")
+        .equals(b.sort("unit_id", "kind", "query_lang").drop("system"))
     )
     card = json.loads((store / "cells" / first / "card.json").read_text())
     assert card["training"]["global_step"] == 3
@@ -194,3 +196,96 @@ def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     assert "<img" in html or "no figure" in html
     assert "verdict" in rep.summary().lower()
 
+
+def fake_store(tmp: Path, shift: dict[str, float]) -> tuple[Path, Path]:
+    """A store with eval cells of made-up per-unit scores (no model involved)."""
+    import numpy as np
+
+    body = '[[strategies]]\nname = "xx"\n[[strategies]]\nname = "xy"\n'
+    body += "[alpha_curve]\nalphas = [0.25]\nseeds = [0]\n"
+    plan_path = write_plan(tmp, Path("m"), body, '["base"]')
+    plan_path.write_text(plan_path.read_text().replace("seeds = [0]\nsave", "seeds = [0, 1]\nsave"))
+    plan = load_plan(plan_path)
+    store = Store(tmp / "store")
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.7, size=60)
+    for cell in plan_cells(plan):
+        if cell.id == "eval/toy-hybrid-a0.25-s0/tiny":
+            continue  # left missing on purpose
+        s = cell.system
+        assert s is not None
+        if cell.kind == "train":
+            store.write(cell, {"system": s.name, "source": "toy", "languages": ["en"]}, {}, {})
+            continue
+        group = s.name.rsplit("-s", 1)[0] if s.trained else s.name
+        rows = []
+        for kind in ("mono", "cross", "multi"):
+            for lang in ("en", "de"):
+                v = base + shift.get(group, 0.0) + rng.normal(0, 0.01, size=base.size)
+                for u, x in enumerate(v):
+                    lb = 5.0 if kind == "multi" else None
+                    rows.append((f"u{u}", kind, lang, x, x, x, x, lb))
+        cols = ["unit_id", "kind", "query_lang", "MRR@10", "R@10", "R@100", "MAP", "LB"]
+        df = pl.DataFrame(
+            rows,
+            schema=dict.fromkeys(cols[:3], pl.String) | dict.fromkeys(cols[3:], pl.Float64),
+            orient="row",
+        )
+        meta = {"system": s.name, "benchmark": cell.benchmark, "seed": s.seed}
+        store.write(cell, meta, {"scores": df}, {})
+    return plan_path, store.root
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        ({"toy-hybrid-a0.5": 0.05, "toy-xx": 0.0, "toy-xy": 0.02}, "supports"),
+        ({"toy-hybrid-a0.5": -0.05, "toy-xx": 0.0, "toy-xy": 0.0}, "contradicts"),
+        ({"toy-hybrid-a0.5": 0.0, "toy-xx": 0.0, "toy-xy": 0.0}, "inconclusive"),
+    ],
+)
+def test_report_from_store(tmp_path: Path, shift: dict[str, float], expected: str) -> None:
+    from xeval.study.report import build_report
+
+    plan_path, store = fake_store(tmp_path, shift)
+    rep = build_report(load_plan(plan_path), store, tmp_path / "rep")
+    assert list(rep.verdicts.values()) == [expected]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Missing cells (1): eval/toy-hybrid-a0.25-s0/tiny" in md
+    assert "| mono | toy-hybrid-a0.5 | 2 |" in md  # two seeds averaged
+    assert "p (Holm)" in md and "seen" in md
+    assert {p.name for p in rep.figures} >= {"bars-tiny.png", "alpha-toy.png"}
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(rep.figures)
+
+
+def test_devcurve_cell(tmp_path: Path, tiny_model: Path) -> None:
+    from xeval.study.report import devcurve_summary, suggest_steps
+
+    body = "[devcurve]\nsource = 'toy'\nevery = 2\nmax_steps = 4\n"
+    plan = load_plan(write_plan(tmp_path, tiny_model, body))
+    opts = RunOptions(
+        work=tmp_path / "w", store=tmp_path / "store", kinds=("devcurve",), log=lambda m: None
+    )
+    res = run_study(plan, opts)
+    assert res.ran == ["devcurve/toy"]
+    rec = Store(tmp_path / "store").get("devcurve/toy")
+    assert rec is not None and rec.meta["dev_benchmark"]["queries"] == 4 * 3  # 4 units x 3 langs
+    dev = rec.table("dev")
+    assert dev is not None and dev["step"].to_list() == [0, 2, 4]
+    assert suggest_steps(dev) in (0, 2, 4)
+    assert "suggested steps" in devcurve_summary(plan, Store(tmp_path / "store"))
+    # held-out units never reach training
+    folder = tmp_path / "w" / "tiny" / "pairs" / "toy"
+    train = set(pl.read_parquet(folder / "train.parquet")["unit_id"])
+    dev_units = set(pl.read_parquet(folder / "dev-bench" / "queries.parquet")["unit_id"])
+    assert len(train) == 12 - 4 and len(dev_units) == 4 and not train & dev_units
+
+
+def test_suggest_steps() -> None:
+    from xeval.study.report import suggest_steps
+
+    dev = pl.DataFrame(
+        {"step": [0, 50, 100, 150, 200], "MRR@10/mono": [0.5, 0.6, 0.65, 0.652, 0.651]}
+    )
+    assert suggest_steps(dev) == 100

@@ -109,7 +109,12 @@ def bootstrap_ci(d: np.ndarray) -> tuple[float, float]:
     if d.size < 2 or np.allclose(d, d[0]):
         return float(d.mean()), float(d.mean())
     res = sst.bootstrap(
-        (d,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(0), vectorized=True
+        (d,),
+        np.mean,
+        n_resamples=2000,
+        method="percentile",
+        rng=np.random.default_rng(0),
+        vectorized=True,
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 

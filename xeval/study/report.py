@@ -115,7 +115,9 @@ def bars_figure(head: pl.DataFrame, bench: str, groups: list[str], path: Path) -
     for ax, kind in zip(axes, an.KINDS, strict=True):
         metric = an.DECIDING[kind]
         vals = [
-            sel.filter((pl.col("kind") == kind) & (pl.col("group") == g) & (pl.col("metric") == metric))
+            sel.filter(
+                (pl.col("kind") == kind) & (pl.col("group") == g) & (pl.col("metric") == metric)
+            )
             for g in groups
         ]
         means = [v["mean"][0] if v.height else 0.0 for v in vals]
@@ -125,7 +127,7 @@ def bars_figure(head: pl.DataFrame, bench: str, groups: list[str], path: Path) -
         ax.set_title(f"{kind}: {metric}", fontsize=9)
         lo = min((m for m in means if m), default=0.0)
         ax.set_ylim(max(0.0, lo - 0.1), min(1.0, max(means) + 0.05) if means else 1.0)
-    fig.suptitle(f"{bench}: mean over seeds ± seed SD", fontsize=10)
+    fig.suptitle(f"{bench}: mean over seeds ± seed SD", fontsize=10, y=1.03)
     return _save(fig, path)
 
 
@@ -145,7 +147,7 @@ def alpha_figure(points: pl.DataFrame, source: str, path: Path) -> Path | None:
         ax.set_title(f"{kind}: {an.DECIDING[kind]}", fontsize=9)
         ax.set_xlabel("alpha (share of monolingual batches)", fontsize=8)
     axes[0].legend(fontsize=6)
-    fig.suptitle(f"alpha curve, {source} (seed of the curve)", fontsize=10)
+    fig.suptitle(f"alpha curve, {source} (one seed)", fontsize=10, y=1.03)
     return _save(fig, path)
 
 
@@ -189,7 +191,9 @@ def devcurve_summary(plan: Plan, store: Store) -> str:
         s = suggest_steps(dev)
         lines.append(f"dev curve {rec.id}: {dev.height} points; suggested steps: {s}")
         lines += [
-            "  step " + f"{r['step']:>5}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k != "step")
+            "  step "
+            + f"{r['step']:>5}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k != "step")
             for r in dev.iter_rows(named=True)
         ]
     for src in plan.sources:
@@ -210,7 +214,13 @@ def _comparison_pairs(plan: Plan) -> list[tuple[str, str, str]]:
     pairs = []
     for src in plan.sources:
         g = _groups(plan, src.name)
-        wanted = [("xx", "hybrid"), ("xy", "hybrid"), ("base", "hybrid"), ("base", "xx"), ("base", "xy")]
+        wanted = [
+            ("xx", "hybrid"),
+            ("xy", "hybrid"),
+            ("base", "hybrid"),
+            ("base", "xx"),
+            ("base", "xy"),
+        ]
         for bench in plan.benchmarks_of(src):
             pairs += [(bench.name, g[a], g[b]) for a, b in wanted if a in g and b in g]
     return pairs
@@ -261,7 +271,9 @@ def _alpha_points(plan: Plan, head_seed: pl.DataFrame, source: str) -> pl.DataFr
 
 def _alpha_labels(plan: Plan) -> list[tuple[str, float]]:
     out = [("xy", 0.0), ("xx", 1.0)]
-    alphas = {st.alpha for st in plan.strategies if st.name == "hybrid"} | set(plan.alpha_curve.alphas)
+    alphas = {st.alpha for st in plan.strategies if st.name == "hybrid"} | set(
+        plan.alpha_curve.alphas
+    )
     return out + [(f"hybrid-a{a:g}", a) for a in sorted(alphas)]
 
 
@@ -372,7 +384,13 @@ def _main_sections(
             key = f"trained on {src.name} ({src.domain}) → {domain}"
             verdicts[key] = v
             rows.append([src.name, src.domain, domain, ", ".join(benches), v])
-    blocks.append(("table", ["training source", "its domain", "evaluated domain", "benchmarks", "verdict"], rows))
+    blocks.append(
+        (
+            "table",
+            ["training source", "its domain", "evaluated domain", "benchmarks", "verdict"],
+            rows,
+        )
+    )
     blocks.append(("p", "Tests: paired t on question units (unit score = mean over its query "
                         "languages, then over a system's seeds), Holm across all "
                         f"{len(tests)} tests of this report; effect = mean difference with a 95 % "

@@ -56,9 +56,9 @@ class RunResult:
 
 def blocked(plan: Plan, cell: Cell) -> str | None:
     """Why ``cell`` cannot run yet (None when it can)."""
-    if cell.kind in ("train", "eval") and cell.system and cell.system.trained:
-        if plan.steps(cell.system.source or "")[0] <= 0:
-            return "steps not decided (run `xeval study devcurve`, then set them in the plan)"
+    s = cell.system
+    if s is not None and s.trained and plan.steps(s.source or "")[0] <= 0:
+        return "steps not decided (run `xeval study devcurve`, then set them in the plan)"
     return None
 
 
@@ -160,9 +160,9 @@ class Runner:
         self.store.write(cell, meta, {"loss": out.loss, "dev": out.dev}, {"card": out.card})
 
     def run_cell(self, cell: Cell) -> None:
-        {"eval": self.run_eval, "train": self.run_train, "devcurve": self.run_devcurve}[
-            cell.kind
-        ](cell)
+        {"eval": self.run_eval, "train": self.run_train, "devcurve": self.run_devcurve}[cell.kind](
+            cell
+        )
 
 
 def _spec(obj: Any) -> dict[str, Any]:
