@@ -7,12 +7,13 @@
   a system, and the two systems are compared by a paired t-test on the units both hold
   (:func:`xeval.compare.stats.paired_t`); Holm across every test of the report;
   effect = mean difference with a 95 % bootstrap CI over units
-  (``scipy.stats.bootstrap``, percentile, 2,000 resamples, seed 0);
+  (``scipy.stats.bootstrap``, percentile, 1,000 resamples, seed 0);
 - verdict per (training source, domain), by :data:`VERDICT_RULE`.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ LOWER_IS_BETTER = {"LB"}
 KINDS = ("mono", "cross", "multi")
 DECIDING = {"mono": "MRR@10", "cross": "MRR@10", "multi": "MAP"}
 MARGIN = 0.01
+BOOTSTRAP_RESAMPLES = 1000
 VERDICT_RULE = (
     f"For each benchmark of the domain and each setting kind (metric: MRR@10 for mono and "
     f"cross, MAP for multi), hybrid is compared with X-X and with X-Y on question units. "
@@ -108,13 +110,18 @@ def bootstrap_ci(d: np.ndarray) -> tuple[float, float]:
     """95 % percentile bootstrap CI of the mean difference over units."""
     if d.size < 2 or np.allclose(d, d[0]):
         return float(d.mean()), float(d.mean())
+    seed = (
+        {"rng": np.random.default_rng(0)}
+        if "rng" in inspect.signature(sst.bootstrap).parameters
+        else {"random_state": 0}  # scipy < 1.15
+    )
     res = sst.bootstrap(
         (d,),
         np.mean,
-        n_resamples=2000,
+        n_resamples=BOOTSTRAP_RESAMPLES,
         method="percentile",
-        rng=np.random.default_rng(0),
         vectorized=True,
+        **seed,
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 

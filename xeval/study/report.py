@@ -394,7 +394,7 @@ def _main_sections(
     blocks.append(("p", "Tests: paired t on question units (unit score = mean over its query "
                         "languages, then over a system's seeds), Holm across all "
                         f"{len(tests)} tests of this report; effect = mean difference with a 95 % "
-                        "percentile bootstrap CI over units (2,000 resamples); * = Holm p < 0.05. "
+                        "percentile bootstrap CI over units (1,000 resamples); * = Holm p < 0.05. "
                         "LB: lower is better, so a negative difference favours the second system."))  # fmt: skip
     per_sys = _per_system(scores)
     for bench in plan.benchmarks:
