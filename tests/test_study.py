@@ -197,27 +197,33 @@ def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     assert "verdict" in rep.summary().lower()
 
 
-def fake_store(tmp: Path, shift: dict[str, float]) -> tuple[Path, Path]:
+def fake_store(
+    tmp: Path, shift: dict[str, float], source: str = "toy", extra: str = ""
+) -> tuple[Path, Path]:
     """A store with eval cells of made-up per-unit scores (no model involved)."""
     import numpy as np
+
+    from xeval.study.store import default_store
 
     body = '[[strategies]]\nname = "xx"\n[[strategies]]\nname = "xy"\n'
     body += "[alpha_curve]\nalphas = [0.25]\nseeds = [0]\n"
     plan_path = write_plan(tmp, Path("m"), body, '["base"]')
-    plan_path.write_text(plan_path.read_text().replace("seeds = [0]\nsave", "seeds = [0, 1]\nsave"))
+    text = plan_path.read_text().replace("seeds = [0]\nsave", "seeds = [0, 1]\nsave")
+    text = text.replace('name = "toy"', f'name = "{source}"').replace("[study]", "[study]" + extra)
+    plan_path.write_text(text.replace('name = "tiny"\nbase', f'name = "{source}-plan"\nbase'))
     plan = load_plan(plan_path)
-    store = Store(tmp / "store")
+    store = Store(default_store(plan))
     rng = np.random.default_rng(0)
     base = rng.uniform(0.3, 0.7, size=60)
     for cell in plan_cells(plan):
-        if cell.id == "eval/toy-hybrid-a0.25-s0/tiny":
+        if cell.id == f"eval/{source}-hybrid-a0.25-s0/tiny":
             continue  # left missing on purpose
         s = cell.system
         assert s is not None
         if cell.kind == "train":
-            store.write(cell, {"system": s.name, "source": "toy", "languages": ["en"]}, {}, {})
+            store.write(cell, {"system": s.name, "source": source, "languages": ["en"]}, {}, {})
             continue
-        group = s.name.rsplit("-s", 1)[0] if s.trained else s.name
+        group = s.name.rsplit("-s", 1)[0].replace(source, "toy") if s.trained else s.name
         rows = []
         for kind in ("mono", "cross", "multi"):
             for lang in ("en", "de"):
@@ -289,3 +295,24 @@ def test_suggest_steps() -> None:
         {"step": [0, 50, 100, 150, 200], "MRR@10/mono": [0.5, 0.6, 0.65, 0.652, 0.651]}
     )
     assert suggest_steps(dev) == 100
+
+
+def test_report_sets_other_plans_beside(tmp_path: Path) -> None:
+    """compare_with: general-domain and in-domain fine-tunes side by side, one Holm family."""
+    from xeval.study.report import build_report
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fake_store(tmp_path / "a", {"toy-hybrid-a0.5": 0.05}, source="gen")
+    plan_b, store_b = fake_store(
+        tmp_path / "b", {"toy-xx": 0.03}, source="dom", extra='\ncompare_with = ["../a/plan.toml"]'
+    )
+    rep = build_report(load_plan(plan_b), store_b, tmp_path / "rep")
+    assert list(rep.verdicts) == [
+        "trained on dom (general) → general",
+        "trained on gen (general) → general",
+    ]
+    assert rep.verdicts["trained on gen (general) → general"] == "supports"
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "dom-hybrid-a0.5 − gen-hybrid-a0.5" in md
+    assert "| mono | gen-xx | 2 |" in md

@@ -2,7 +2,8 @@
 
 Sections (see ``benchmarks/study/*.toml`` for commented examples)::
 
-    [study]       name, base_model, description
+    [study]       name, base_model, description, compare_with (plans whose fine-tunes
+                  the report sets beside this plan's, on the benchmarks both evaluate)
     [training]    steps, steps_from, batch_size, max_length, lr, warmup, scale,
                   freeze_embeddings, precision, seeds, save_steps, logging_steps
     [[sources]]   name, pairs (a pair source of ``xeval pairs``), domain, options,
@@ -128,6 +129,7 @@ class Plan:
     alpha_curve: AlphaCurve = AlphaCurve()
     devcurves: tuple[DevCurve, ...] = ()
     description: str = ""
+    compare_with: tuple[str, ...] = ()  # other plans (paths relative to this one)
 
     def source(self, name: str) -> Source:
         return next(s for s in self.sources if s.name == name)
@@ -223,6 +225,7 @@ def load_plan(path: str | Path) -> Plan:
             alpha_curve=_build(AlphaCurve, raw.get("alpha_curve", {}), "alpha_curve"),
             devcurves=tuple(_build(DevCurve, d, "devcurve") for d in _tables(raw.get("devcurve"))),
             description=study.get("description", ""),
+            compare_with=tuple(study.get("compare_with", [])),
         )
         _check(plan)
     except KeyError as exc:

@@ -210,20 +210,68 @@ def _groups(plan: Plan, source: str) -> dict[str, str]:
     return roles
 
 
+def trained_sources(plan: Plan) -> list[tuple[Plan, Any, list[str]]]:
+    """(plan, source, benchmarks of this plan it is evaluated on): own sources first, then
+    those of the ``compare_with`` plans (general-domain vs in-domain training side by side)."""
+    from xeval.study.plan import load_plan
+
+    mine = [b.name for b in plan.benchmarks]
+    out = [(plan, s, [b.name for b in plan.benchmarks_of(s)]) for s in plan.sources]
+    for rel in plan.compare_with:
+        other = load_plan(plan.path.parent / rel)
+        for s in other.sources:
+            theirs = {b.name for b in other.benchmarks_of(s)}
+            out.append((other, s, [b for b in mine if b in theirs]))
+    return out
+
+
 def _comparison_pairs(plan: Plan) -> list[tuple[str, str, str]]:
+    """(benchmark, a, b): within each source, then each own hybrid vs the other plans'."""
+    wanted = [
+        ("xx", "hybrid"),
+        ("xy", "hybrid"),
+        ("base", "hybrid"),
+        ("base", "xx"),
+        ("base", "xy"),
+    ]
     pairs = []
-    for src in plan.sources:
-        g = _groups(plan, src.name)
-        wanted = [
-            ("xx", "hybrid"),
-            ("xy", "hybrid"),
-            ("base", "hybrid"),
-            ("base", "xx"),
-            ("base", "xy"),
-        ]
-        for bench in plan.benchmarks_of(src):
-            pairs += [(bench.name, g[a], g[b]) for a, b in wanted if a in g and b in g]
+    sources = trained_sources(plan)
+    for p, src, benches in sources:
+        g = _groups(p, src.name)
+        pairs += [(b, g[x], g[y]) for b in benches for x, y in wanted if x in g and y in g]
+    for p, src, benches in sources[: len(plan.sources)]:
+        mine = _groups(p, src.name).get("hybrid")
+        for op, osrc, obenches in sources[len(plan.sources) :]:
+            theirs = _groups(op, osrc.name).get("hybrid")
+            if mine and theirs:
+                pairs += [(b, theirs, mine) for b in benches if b in obenches]
     return pairs
+
+
+def imported_scores(plan: Plan, own: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Fine-tunes of the ``compare_with`` plans on this plan's benchmarks (same build only)."""
+    from xeval.study.plan import load_plan
+    from xeval.study.store import default_store
+
+    frames, notes = [], []
+    mine = {b.name for b in plan.benchmarks}
+    fps = dict(own.select("benchmark", "fingerprint").unique().iter_rows()) if own.height else {}
+    for rel in plan.compare_with:
+        other = load_plan(plan.path.parent / rel)
+        df = Store(default_store(other)).scores()
+        if df.height == 0:
+            notes.append(f"Plan {other.name} ({rel}) has no stored evaluation yet.")
+            continue
+        df = df.filter(pl.col("seed").is_not_null() & pl.col("benchmark").is_in(sorted(mine)))
+        for bench, fp in df.select("benchmark", "fingerprint").unique().iter_rows():
+            if bench in fps and fps[bench] != fp:
+                notes.append(
+                    f"{bench}: plan {other.name} evaluated another build ({fp}); left out."
+                )
+                df = df.filter(pl.col("benchmark") != bench)
+        notes.append(f"Set beside this plan: the fine-tunes of plan {other.name} ({rel}).")
+        frames.append(df)
+    return (pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()), notes
 
 
 def _headline_blocks(head: pl.DataFrame, bench: str) -> list[Block]:
@@ -337,6 +385,9 @@ def build_report(plan: Plan, store_root: str | Path, out: str | Path) -> ReportR
     missing = [c.id for c in cells if not store.done(c)]
     done = len(cells) - len(missing)
     scores = store.scores()
+    imported, notes = imported_scores(plan, scores)
+    if imported.height:
+        scores = pl.concat([scores, imported], how="diagonal_relaxed")
     blocks: list[Block] = [
         ("h1", f"Study {plan.name}"),
         ("p", plan.description or ""),
@@ -349,6 +400,7 @@ def build_report(plan: Plan, store_root: str | Path, out: str | Path) -> ReportR
     if missing:
         blocks.append(("p", f"Missing cells ({len(missing)}): " + ", ".join(missing[:40])
                        + (" …" if len(missing) > 40 else "")))  # fmt: skip
+    blocks += [("p", n) for n in notes]
     figures: list[Path] = []
     verdicts: dict[str, str] = {}
     if scores.height:
@@ -375,22 +427,19 @@ def _main_sections(
     verdicts: dict[str, str] = {}
     blocks += [("h2", "Verdicts"), ("p", an.VERDICT_RULE)]
     rows = []
-    for src in plan.sources:
-        g = _groups(plan, src.name)
+    domains = {b.name: b.domain for b in plan.benchmarks}
+    for p, src, benches_all in trained_sources(plan):
+        g = _groups(p, src.name)
         rivals = [g[r] for r in ("xx", "xy") if r in g]
-        for domain in dict.fromkeys(b.domain for b in plan.benchmarks_of(src)):
-            benches = [b.name for b in plan.benchmarks_of(src) if b.domain == domain]
+        for domain in dict.fromkeys(domains[b] for b in benches_all):
+            benches = [b for b in benches_all if domains[b] == domain]
             v = an.verdict(tests, g.get("hybrid", ""), rivals, benches) if "hybrid" in g else "—"
-            key = f"trained on {src.name} ({src.domain}) → {domain}"
-            verdicts[key] = v
-            rows.append([src.name, src.domain, domain, ", ".join(benches), v])
-    blocks.append(
-        (
-            "table",
-            ["training source", "its domain", "evaluated domain", "benchmarks", "verdict"],
-            rows,
-        )
-    )
+            side = "in-domain" if src.domain == domain else "zero-shot"
+            verdicts[f"trained on {src.name} ({src.domain}) → {domain}"] = v
+            name = src.name + ("" if p is plan else f" (plan {p.name})")
+            rows.append([name, src.domain, domain, side, ", ".join(benches), v])
+    hdr = ["training source", "its domain", "evaluated domain", "training", "benchmarks", "verdict"]
+    blocks.append(("table", hdr, rows))
     blocks.append(("p", "Tests: paired t on question units (unit score = mean over its query "
                         "languages, then over a system's seeds), Holm across all "
                         f"{len(tests)} tests of this report; effect = mean difference with a 95 % "

@@ -103,7 +103,7 @@ class Store:
         return out
 
     def scores(self) -> pl.DataFrame:
-        """Every eval cell's per-unit scores with ``system``, ``benchmark`` and ``seed``."""
+        """Every eval cell's per-unit scores with system, benchmark, seed, fingerprint."""
         frames = []
         for rec in self.records("eval"):
             df = rec.table("scores")
@@ -115,6 +115,7 @@ class Store:
                     system=pl.lit(m["system"]),
                     benchmark=pl.lit(m["benchmark"]),
                     seed=pl.lit(m.get("seed"), pl.Int64),
+                    fingerprint=pl.lit((m.get("benchmark_info") or {}).get("fingerprint")),
                 )
             )
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
