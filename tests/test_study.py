@@ -316,3 +316,18 @@ def test_report_sets_other_plans_beside(tmp_path: Path) -> None:
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "dom-hybrid-a0.5 − gen-hybrid-a0.5" in md
     assert "| mono | gen-xx | 2 |" in md
+
+
+def test_baselines_bm25_skipped_when_absent(tmp_path: Path, tiny_model: Path) -> None:
+    """A baseline this build cannot run is reported as skipped; the study goes on."""
+    path = write_plan(tmp_path, tiny_model, baselines='["base", "bm25"]')
+    path.write_text(path.read_text().replace("steps = 3", "steps = 0"))
+    opts = RunOptions(work=tmp_path / "w", store=tmp_path / "s", log=lambda m: None)
+    res = run_study(load_plan(path), opts)
+    assert "eval/base/tiny" in res.ran
+    assert "eval/bm25/tiny" in res.ran or [c for c, _ in res.skipped] == ["eval/bm25/tiny"]
+    assert [c for c, _ in res.waiting] == [
+        "train/toy-hybrid-a0.5-s0",
+        "eval/toy-hybrid-a0.5-s0/tiny",
+    ]
+    assert "wait" in res.summary()
