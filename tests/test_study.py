@@ -331,3 +331,26 @@ def test_baselines_bm25_skipped_when_absent(tmp_path: Path, tiny_model: Path) ->
         "eval/toy-hybrid-a0.5-s0/tiny",
     ]
     assert "wait" in res.summary()
+
+
+def test_git_commit_of_a_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xeval.study.cells import Cell, System
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "root"], check=True)
+    store = Store(repo / "store")
+    cell = Cell("eval", System("base"), "tiny")
+    df = pl.DataFrame({"unit_id": ["u1"], "MRR@10": [1.0]})
+    store.write(cell, {"system": "base", "benchmark": "tiny"}, {"scores": df}, {})
+    for var in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{var}_NAME", "t")
+        monkeypatch.setenv(f"{var}_EMAIL", "t@t")
+    store.git_commit(cell)
+    log = subprocess.run(
+        [*git, "log", "--name-only", "-1", "--format=%s"], capture_output=True, text=True
+    )
+    assert "study store: eval/base/tiny" in log.stdout
+    assert "store/cells/eval/base/tiny/result.json" in log.stdout

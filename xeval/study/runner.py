@@ -112,7 +112,8 @@ class Runner:
         model = self._train(s).model_dir if s.trained else baseline_model(self.plan, s.name)
         bench = self.bench(cell.benchmark)
         rundir = self.work / "runs" / cell.benchmark / s.name
-        scores = stages.evaluate(model, bench, rundir, self.work / "embeddings")
+        emb = self.work / "embeddings"
+        scores = stages.evaluate(model, bench, rundir, emb, self.plan.training.precision)
         meta = self._meta(
             cell,
             model={"name": str(model), "fingerprint": stages.model_fingerprint(model)},

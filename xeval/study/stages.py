@@ -189,7 +189,9 @@ def overlap_figures(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ---- evaluation ----------------------------------------------------------------------------
-def evaluate(model: str | Path, bench_dir: Path, rundir: Path, cache: Path) -> pl.DataFrame:
+def evaluate(
+    model: str | Path, bench_dir: Path, rundir: Path, cache: Path, precision: str = "fp32"
+) -> pl.DataFrame:
     """Run ``model`` on every setting and score it; return per-unit metrics.
 
     One row per (unit_id, kind, query_lang) with a column per metric of :data:`METRICS`:
@@ -199,8 +201,13 @@ def evaluate(model: str | Path, bench_dir: Path, rundir: Path, cache: Path) -> p
     from xeval.retrieval import run_benchmark
 
     kw: dict[str, Any] = {"overwrite": True, "progress": False, "cache_dir": cache}
-    if "device" in inspect.signature(run_benchmark).parameters and _no_accelerator():
+    params = inspect.signature(run_benchmark).parameters
+    if "device" in params and _no_accelerator():
         kw["device"] = "cpu"
+    if precision != "fp32":
+        if "dtype" not in params:
+            raise XevalError(f"precision {precision!r}: this build's run stage has no dtype")
+        kw["dtype"] = precision
     run_benchmark(str(model), bench_dir, rundir, **kw)
     res = evaluate_run(rundir, metrics=list(METRICS), write=False)
     return per_unit(res.per_query, bench_dir)
