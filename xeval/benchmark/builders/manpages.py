@@ -37,12 +37,6 @@ from pathlib import Path
 
 import polars as pl
 
-from xeval.benchmark.builders._quality import (
-    bound_length,
-    keep_translation,
-    looks_english,
-    normalise,
-)
 from xeval.benchmark.builders._roff import (
     ManFile,
     Section,
@@ -55,6 +49,7 @@ from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec
+from xeval.text import bound_length, dedup_key, keep_translation, looks_english
 
 NAME = "manpages"
 TRANSLATIONS = ("de", "es", "fr", "ja", "pl", "ru")
@@ -218,12 +213,12 @@ def build_manpages(
             "passage": passage,
             "k": k,
             "secs": secs,
-            "paras": {normalise(p) for p in secs[di].prose()},
+            "paras": {dedup_key(p) for p in secs[di].prose()},
         }
     # identical English passages (same text under two page names): keep the first page
     seen: set[str] = set()
     for u in sorted(english):
-        key = normalise(english[u]["passage"])
+        key = dedup_key(english[u]["passage"])
         if key in seen:
             stats["en:duplicate-passage"] += 1
             del english[u]
@@ -261,7 +256,7 @@ def build_manpages(
                 if not is_prose(p):
                     continue
                 stats[f"{lang}:description-paragraphs"] += 1
-                if normalise(p) in en["paras"] or looks_english(p, lang):
+                if dedup_key(p) in en["paras"] or looks_english(p, lang):
                     stats[f"{lang}:paragraph-still-english"] += 1
                     continue
                 paras.append(p)
@@ -276,7 +271,7 @@ def build_manpages(
     # pages whose English masked summaries are the same ("copy memory area": memcpy,
     # memmove, ...) answer the same query: each such query has all their pages relevant
     groups = pl.DataFrame(
-        {"unit_id": units, "qkey": [normalise(english[u]["query"]) for u in units]},
+        {"unit_id": units, "qkey": [dedup_key(english[u]["query"]) for u in units]},
         schema={"unit_id": pl.String, "qkey": pl.String},
     )
     qrels = (

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import polars as pl
 
-from xeval.benchmark.builders._jsonl import field, read_jsonl
+from xeval.benchmark.builders._jsonl import field, lang_field, read_jsonl
 from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
+from xeval.training.pairs import pairs_from_units, register_pairs, sample_units
 
 
 def read_parallel_jsonl(path: Path) -> pl.DataFrame:
@@ -24,7 +25,7 @@ def read_parallel_jsonl(path: Path) -> pl.DataFrame:
     rows, seen = [], {}
     for n, rec in read_jsonl(path):
         unit = field(rec, ("unit_id", "id"), path, n)
-        lang = field(rec, ("lang", "language"), path, n)
+        lang = lang_field(rec, path, n)
         query = field(rec, ("query",), path, n, required=False)
         passage = field(rec, ("passage", "text"), path, n, required=False)
         if not (query and query.strip()) and not (passage and passage.strip()):
@@ -33,7 +34,8 @@ def read_parallel_jsonl(path: Path) -> pl.DataFrame:
             )
         if (unit, lang) in seen:
             raise XevalError(
-                f"duplicate (unit_id, lang) = ({unit!r}, {lang!r}), first on line {seen[(unit, lang)]}",
+                f"duplicate: unit {unit!r} has language {lang!r} twice (first on line "
+                f"{seen[(unit, lang)]})",
                 file=path,
                 record=f"line {n}",
             )
@@ -47,6 +49,41 @@ def read_parallel_jsonl(path: Path) -> pl.DataFrame:
         rows,
         schema={"unit_id": pl.String, "lang": pl.String, "query": pl.String, "passage": pl.String},
     )
+
+
+def read_parallel_pairs(path: Path, source: str = "parallel-jsonl") -> pl.DataFrame:
+    """Training pairs of a parallel-JSONL file: every record needs a query and a passage."""
+    if path.is_dir():
+        raise XevalError("parallel-jsonl expects a .jsonl file, got a folder", file=path)
+    units: dict[str, dict[str, tuple[str, str]]] = {}
+    lines: dict[tuple[str, str], int] = {}
+    for n, rec in read_jsonl(path):
+        unit, lang = field(rec, ("unit_id", "id"), path, n), lang_field(rec, path, n)
+        for key in ("query", "passage"):
+            if not (field(rec, (key,), path, n, required=False) or "").strip():
+                raise XevalError(f"missing or empty {key!r}", file=path, record=f"line {n}")
+        if (unit, lang) in lines:
+            raise XevalError(
+                f"duplicate: unit {unit!r} has language {lang!r} twice (first on line "
+                f"{lines[(unit, lang)]})",
+                file=path,
+                record=f"line {n}",
+            )
+        lines[(unit, lang)] = n
+        units.setdefault(unit, {})[lang] = (str(rec["query"]), str(rec["passage"]))
+    if not units:
+        raise XevalError("no records", file=path)
+    return pairs_from_units(units, source)
+
+
+@register_pairs(
+    "parallel-jsonl",
+    description="Your own parallel data: JSONL records {unit_id, lang, query, passage}",
+    source_help="a .jsonl file, one record per unit and language",
+)
+def parallel_jsonl_pairs(source: Path, max_units: int | None) -> pl.DataFrame:
+    df = read_parallel_pairs(source)
+    return sample_units(df, max_units) if max_units else df
 
 
 @register(

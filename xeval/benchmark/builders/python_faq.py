@@ -28,7 +28,7 @@ the window, in order, and exists only when the first paragraph is translated and
 translated paragraphs hold at least half of the window's English characters; untranslated
 paragraphs are left out, never mixed in as English (the Japanese and Korean projects have
 translated the first paragraphs of many answers but not the later ones).
-Both then pass the quality filters of :mod:`._quality` (not identical to English, right
+Both then pass the quality filters of :mod:`xeval.text` (not identical to English, right
 script, not still English).
 """
 
@@ -50,11 +50,11 @@ from xeval.benchmark.builders._po import (
     iter_po_files,
     rst_inline_to_text,
 )
-from xeval.benchmark.builders._quality import bound_length, keep_translation, normalise
 from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec
+from xeval.text import bound_length, keep_translation, normalise
 
 NAME = "python-faq"
 LANGS = ("en", *PY_DOCS_LANGS)
@@ -125,7 +125,7 @@ def is_title(msgid: str) -> bool:
 def question_key(msgid: str) -> str:
     """Markup-, quote- and case-insensitive form of an English question."""
     text = rst_inline_to_text(msgid)
-    return normalise(re.sub(r"[\"'`*]", "", text))
+    return normalise(text)
 
 
 @dataclass
