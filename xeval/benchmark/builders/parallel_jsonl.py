@@ -21,14 +21,15 @@ from xeval.training.pairs import pairs_from_units, register_pairs, sample_units
 
 
 def read_parallel_jsonl(path: Path) -> pl.DataFrame:
-    """Validated records: unit_id, lang, query, passage (one per unit and language)."""
+    """Validated records: unit_id, lang, query, passage (one per unit and language) and
+    the line each came from."""
     rows, seen = [], {}
     for n, rec in read_jsonl(path):
         unit = field(rec, ("unit_id", "id"), path, n)
         lang = lang_field(rec, path, n)
-        query = field(rec, ("query",), path, n, required=False)
-        passage = field(rec, ("passage", "text"), path, n, required=False)
-        if not (query and query.strip()) and not (passage and passage.strip()):
+        query = _text(field(rec, ("query",), path, n, required=False))
+        passage = _text(field(rec, ("passage", "text"), path, n, required=False))
+        if query is None and passage is None:
             raise XevalError(
                 "record has neither query nor passage text", file=path, record=f"line {n}"
             )
@@ -40,39 +41,40 @@ def read_parallel_jsonl(path: Path) -> pl.DataFrame:
                 record=f"line {n}",
             )
         seen[(unit, lang)] = n
-        rows.append(
-            {"unit_id": unit, "lang": lang, "query": query or None, "passage": passage or None}
-        )
+        rows.append({"unit_id": unit, "lang": lang, "query": query, "passage": passage, "line": n})
     if not rows:
         raise XevalError("no records", file=path)
     return pl.DataFrame(
         rows,
-        schema={"unit_id": pl.String, "lang": pl.String, "query": pl.String, "passage": pl.String},
+        schema={
+            "unit_id": pl.String,
+            "lang": pl.String,
+            "query": pl.String,
+            "passage": pl.String,
+            "line": pl.Int64,
+        },
     )
+
+
+def _text(value: str | None) -> str | None:
+    """The text, None when absent or blank."""
+    return value if value and value.strip() else None
 
 
 def read_parallel_pairs(path: Path, source: str = "parallel-jsonl") -> pl.DataFrame:
     """Training pairs of a parallel-JSONL file: every record needs a query and a passage."""
     if path.is_dir():
         raise XevalError("parallel-jsonl expects a .jsonl file, got a folder", file=path)
-    units: dict[str, dict[str, tuple[str, str]]] = {}
-    lines: dict[tuple[str, str], int] = {}
-    for n, rec in read_jsonl(path):
-        unit, lang = field(rec, ("unit_id", "id"), path, n), lang_field(rec, path, n)
-        for key in ("query", "passage"):
-            if not (field(rec, (key,), path, n, required=False) or "").strip():
-                raise XevalError(f"missing or empty {key!r}", file=path, record=f"line {n}")
-        if (unit, lang) in lines:
+    recs = read_parallel_jsonl(path)
+    for key in ("query", "passage"):
+        bad = recs.filter(pl.col(key).is_null())
+        if bad.height:
             raise XevalError(
-                f"duplicate: unit {unit!r} has language {lang!r} twice (first on line "
-                f"{lines[(unit, lang)]})",
-                file=path,
-                record=f"line {n}",
+                f"missing or empty {key!r}", file=path, record=f"line {bad['line'][0]}"
             )
-        lines[(unit, lang)] = n
-        units.setdefault(unit, {})[lang] = (str(rec["query"]), str(rec["passage"]))
-    if not units:
-        raise XevalError("no records", file=path)
+    units: dict[str, dict[str, tuple[str, str]]] = {}
+    for unit, lang, query, passage in recs.select("unit_id", "lang", "query", "passage").rows():
+        units.setdefault(unit, {})[lang] = (query, passage)
     return pairs_from_units(units, source)
 
 
