@@ -4,7 +4,7 @@ The source is eliask/finlex-data ``data/asd/{fi,sv}/YEAR/asdYYYYNNNN.xml`` (Sema
 Finlex original statutes), as the ``.tar.xz`` of ``../shared/data/finlex`` or unpacked.
 A *unit* is one ``saa:Pykala`` (section), aligned across languages by statute number +
 section id (``saa1:identifiointiTunnus``, e.g. ``10 §``). Amending acts are not part of
-the benchmark; :mod:`xeval.training.domain_pairs_legal` trains on them.
+the benchmark; the ``finlex`` pair source (:func:`finlex_pairs`) trains on them.
 """
 
 from __future__ import annotations
