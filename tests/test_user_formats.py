@@ -245,3 +245,22 @@ def test_unicode_line_separators_inside_strings(tmp_path: Path, sep: str) -> Non
     f.write_text("\n".join(f.read_text(encoding="utf-8").split("\n")[:2]), encoding="utf-8")
     b = build("parallel-jsonl", f)
     assert f"one{sep}two" in b.queries["text"].to_list()
+
+
+@pytest.mark.parametrize("target", ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"])
+@pytest.mark.parametrize("damage", ["directory", "symlink-loop", "empty", "header-only"])
+def test_beir_files_that_are_not_files(tmp_path: Path, target: str, damage: str) -> None:
+    src = _beir(tmp_path, "en-q0\ten-d0\t1\n")
+    path = src / target
+    path.unlink()
+    if damage == "directory":
+        path.mkdir()
+    elif damage == "symlink-loop":
+        path.symlink_to(path)
+    elif damage == "empty":
+        path.write_text("")
+    else:
+        path.write_text("query-id\tcorpus-id\tscore\n" if target.endswith(".tsv") else "\n\n")
+    with pytest.raises(XevalError) as e:
+        build_benchmark("beir", tmp_path / "out", src)
+    assert e.value.file == str(path) and not (tmp_path / "out").exists()

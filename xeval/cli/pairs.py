@@ -8,8 +8,6 @@ import click
 
 from xeval.training.pairs import PairSourceSpec, PairsRequest, make_pairs, pair_sources
 
-_COMMON = ("out", "source", "max_units", "overwrite")
-
 
 def _common_options(spec: PairSourceSpec) -> list[click.Parameter]:
     src_help = f"Raw data: {spec.source_help or 'a folder or file'}. " + (
