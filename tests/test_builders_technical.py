@@ -311,7 +311,7 @@ MAN_COUNTS = {  # measured on ../shared/data/manpages: (queries, documents)
     "de": (494, 502),
     "es": (398, 342),
     "fr": (892, 893),
-    "ja": (917, 901),
+    "ja": (919, 901),  # 917 before one script rule: 2 summaries around identifiers kept
     "pl": (279, 271),
     "ru": (832, 827),
 }
@@ -356,7 +356,7 @@ def test_registry_entries() -> None:
 
 # ---- training pairs ----------------------------------------------------------------------------
 def _paragraphs(texts: pl.Series) -> set[str]:
-    return {T.dedup_key(p) for t in texts.to_list() for p in t.split("\n\n") if p.strip()}
+    return {T.normalise(p) for t in texts.to_list() for p in t.split("\n\n") if p.strip()} - {""}
 
 
 @pytest.mark.data

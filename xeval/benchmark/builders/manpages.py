@@ -49,7 +49,7 @@ from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec
-from xeval.text import bound_length, dedup_key, keep_translation, looks_english
+from xeval.text import bound_length, dedup_key, dedupe, keep_translation, looks_english
 
 NAME = "manpages"
 TRANSLATIONS = ("de", "es", "fr", "ja", "pl", "ru")
@@ -185,8 +185,7 @@ def _english_units(
 
     Identical English passages (same text under two page names) keep the first page.
     """
-    english: dict[str, dict] = {}
-    seen: set[str] = set()
+    candidates: list[dict] = []
     for unit, secs in sorted(pages.items()):
         nl = name_line(secs)
         di = description_index(secs, None)
@@ -199,19 +198,22 @@ def _english_units(
         if not passage or sum(ch.isalpha() for ch in query) < 3:
             stats["en:empty-query-or-passage"] += 1
             continue
-        if dedup_key(passage) in seen:
-            stats["en:duplicate-passage"] += 1
-            continue
-        seen.add(dedup_key(passage))
-        english[unit] = {
-            "names": nl[0],
-            "query": query,
-            "passage": passage,
-            "k": passage.count("\n\n") + 1,
-            "secs": secs,
-            "paras": {dedup_key(p) for p in secs[di].prose()},
-        }
-    return english
+        candidates.append(
+            {
+                "unit": unit,
+                "names": nl[0],
+                "query": query,
+                "passage": passage,
+                "k": passage.count("\n\n") + 1,
+                "secs": secs,
+                "paras": {dedup_key(p) for p in secs[di].prose()},
+            }
+        )
+    # identical English passages (same text under two page names): keep the first page
+    kept, dropped = dedupe(candidates, lambda c: dedup_key(c["passage"]))
+    if dropped:
+        stats["en:duplicate-passage"] = dropped
+    return {c["unit"]: c for c in kept}
 
 
 def _translated_passage(secs: list[Section], di: int, lang: str, en: dict, stats: Counter) -> list:
