@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from xeval.metrics.definitions import DEFAULT_METRICS, TIE_RULE
+from xeval.metrics.definitions import DEFAULT_METRICS
+from xeval.tables import TIE_RULE
 
 
 @click.command("evaluate")

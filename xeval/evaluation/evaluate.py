@@ -25,7 +25,6 @@ ranks files; queries with fewer than 2 relevant items are excluded from it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,23 @@ from typing import Any
 import polars as pl
 
 from xeval.benchmark.schema import Benchmark, load_benchmark
-from xeval.benchmark.settings import KINDS, Setting, enumerate_settings
+from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
-from xeval.metrics import ENGINES, TIE_RULE, Metric, parse_metrics, score
+from xeval.metrics import ENGINES, Metric, parse_metrics, score
 from xeval.metrics.polars_engine import language_bias, missing_queries
 from xeval.metrics.validate import check_fingerprint, validate_run
-from xeval.provenance import atomic_dir, provenance, write_json, write_text
+from xeval.provenance import atomic_dir, provenance, write_text
+from xeval.tables import (
+    KINDS,
+    PER_QUERY,
+    PER_SETTING,
+    RANKS,
+    RUN,
+    SUMMARY,
+    TIE_RULE,
+    read_json,
+    write_json,
+)
 
 #: the columns of ``run.json`` copied into ``eval.json``
 RUN_FIELDS = ("model", "benchmark", "prompts", "backend", "k", "settings", "seed")
@@ -46,15 +56,6 @@ LB_RULE = (
     "language bias = rank of the worst-ranked minus rank of the best-ranked relevant item over "
     "the whole pooled corpus (multi settings only); queries with < 2 relevant items are excluded"
 )
-PER_QUERY_SCHEMA = {
-    "setting": pl.String,
-    "kind": pl.String,
-    "query_lang": pl.String,
-    "doc_lang": pl.String,
-    "query_id": pl.String,
-    "metric": pl.String,
-    "value": pl.Float64,
-}
 
 
 @dataclass
@@ -89,12 +90,7 @@ def read_run_json(rundir: Path) -> dict[str, Any]:
     path = rundir / "run.json"
     if not rundir.is_dir():
         raise XevalError(f"run directory {rundir} does not exist")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XevalError("not a run directory (no run.json)", file=rundir) from None
-    except json.JSONDecodeError as exc:
-        raise XevalError(f"invalid JSON: {exc}", file=path) from None
+    info = read_json(path, missing="not a run directory (no run.json)")
     if not isinstance(info, dict) or not isinstance(info.get("benchmark"), dict):
         raise XevalError("run.json has no 'benchmark' object (name, path, fingerprint)", file=path)
     return info
@@ -142,21 +138,6 @@ def _settings(bench: Benchmark, info: dict[str, Any], rundir: Path) -> list[Sett
     return [available[n] for n in sorted(set(names), key=order.__getitem__)]
 
 
-def _read_parquet(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    if not path.is_file():
-        raise XevalError("missing file", file=path)
-    try:
-        df = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for corrupt files
-        raise XevalError(f"unreadable parquet: {exc}", file=path) from None
-    if columns:
-        lacking = [c for c in columns if c not in df.columns]
-        if lacking:
-            raise XevalError(f"lacks column(s) {lacking}; has {df.columns}", file=path)
-        df = df.select(columns)
-    return df
-
-
 # ---- the evaluation ------------------------------------------------------------------------
 def evaluate_run(
     rundir: str | Path,
@@ -194,7 +175,7 @@ def evaluate_run(
     for s in settings:
         path = rundir / "runs" / f"{s.name}.parquet"
         run = validate_run(
-            _read_parquet(path),
+            RUN.read(path),
             qrels=s.qrels,
             corpus=corpus,
             doc_langs=s.doc_langs,
@@ -229,9 +210,7 @@ def evaluate_run(
                     )
                 notes.append(f"LB of {s.name} not computed: {rpath} is missing")
                 continue
-            lb = language_bias(
-                _read_parquet(rpath, ["query_id", "doc_id", "rank"]), s.qrels, file=str(rpath)
-            )
+            lb = language_bias(RANKS.read(rpath), s.qrels, file=str(rpath))
             frames.append(
                 lb.select("query_id", "value").with_columns(
                     metric=pl.lit("LB"), **{k: pl.lit(v) for k, v in meta.items()}
@@ -253,9 +232,9 @@ def evaluate_run(
         )
     names = [m.name for m in ms]
     per_query = (
-        pl.concat([f.select(list(PER_QUERY_SCHEMA)) for f in frames], how="vertical")
+        pl.concat([f.select(list(PER_QUERY.columns)) for f in frames], how="vertical")
         if frames
-        else pl.DataFrame(schema=PER_QUERY_SCHEMA)
+        else PER_QUERY.empty()
     )
     per_setting = _per_setting(per_query, settings, names, missing)
     summary = _summary(per_setting, names)
@@ -394,11 +373,11 @@ def write_eval(result: EvaluationResult, bench: Benchmark) -> Path:
     model = (result.info.get("run", {}).get("model") or {}).get("name", "?")
     title = f"{model} on {bench.name}"
     with atomic_dir(result.eval_dir, overwrite=True) as tmp:
-        result.per_query.write_parquet(tmp / "per_query.parquet")
+        PER_QUERY.write(result.per_query, tmp / "per_query.parquet")
         result.per_query.write_csv(tmp / "per_query.csv")
-        result.per_setting.write_parquet(tmp / "per_setting.parquet")
+        PER_SETTING.write(result.per_setting, tmp / "per_setting.parquet")
         result.per_setting.write_csv(tmp / "per_setting.csv")
-        result.summary.write_parquet(tmp / "summary.parquet")
+        SUMMARY.write(result.summary, tmp / "summary.parquet")
         result.summary.write_csv(tmp / "summary.csv")
         md = [
             f"# Evaluation: {title}",

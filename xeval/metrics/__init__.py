@@ -16,7 +16,6 @@ import polars as pl
 from xeval.errors import XevalError
 from xeval.metrics.definitions import (
     DEFAULT_METRICS,
-    TIE_RULE,
     Metric,
     parse_metric,
     parse_metrics,
@@ -24,6 +23,7 @@ from xeval.metrics.definitions import (
 from xeval.metrics.polars_engine import language_bias, missing_queries, rank_run
 from xeval.metrics.trec import read_trec_qrels, read_trec_run, write_trec_run
 from xeval.metrics.validate import check_fingerprint, validate_run
+from xeval.tables import TIE_RULE
 
 ENGINES = ("polars", "ranx")
 

@@ -33,8 +33,6 @@ from dataclasses import dataclass
 
 from xeval.errors import XevalError
 
-TIE_RULE = "score descending, then doc_id descending (trec_eval's rule)"
-
 #: family -> (display name, needs a cut-off, description)
 FAMILIES: dict[str, tuple[str, bool, str]] = {
     "mrr": ("MRR", False, "reciprocal rank of the first relevant document"),
