@@ -180,7 +180,9 @@ def test_helpers() -> None:
     assert dedup_key("Définitions — Loi!") == "définitionsloi"
     assert in_expected_script("Le ministre peut", "fr")
     assert not in_expected_script("Министр может", "fr")
-    assert in_expected_script("指合理使用(Fair Dealing and Fair Use)和/或其他例外或限制。", "zh-Hans")
+    assert in_expected_script(
+        "指合理使用(Fair Dealing and Fair Use)和/或其他例外或限制。", "zh-Hans"
+    )
     assert not in_expected_script("This provision was not translated at all 中", "zh-Hans")
     assert in_expected_script("「翻案物」とは", "ja")
 
