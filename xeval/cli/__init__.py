@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Significance tests between evaluated runs, with corrected p-values and reports.",
     ),
     "pairs": (
-        "xeval.cli.finetune:pairs_cmd",
+        "xeval.cli.pairs:pairs_cmd",
         "Build (query, passage) training pairs from parallel data.",
     ),
     "finetune": (
