@@ -126,10 +126,11 @@ def test_evaluate_writes_the_contract(tiny_benchmark_dir: Path, tmp_path: Path) 
         "n_queries",
         "n_missing",
     ]
-    # tiny: 3 langs -> 3 mono, 6 cross, 3 multi; 9 metrics (LB on multi only)
+    # tiny: 3 langs -> 3 mono, 6 cross, 3 multi; 10 metrics (LB and QLP on multi only)
     assert ps["setting"].n_unique() == 12
     assert set(ps.filter(pl.col("metric") == "LB")["kind"]) == {"multi"}
-    assert ps.filter(pl.col("metric") != "LB").height == 12 * 8
+    assert set(ps.filter(pl.col("metric") == "QLP")["kind"]) == {"multi"}
+    assert ps.filter(~pl.col("metric").is_in(["LB", "QLP"])).height == 12 * 8
     assert (ps["n_queries"] == 6).all() and (ps["n_missing"] == 0).all()
     summary = pl.read_parquet(ev / "summary.parquet")
     assert summary.filter(pl.col("kind") == "cross")["n_settings"].to_list() == [6] * 8
@@ -181,8 +182,12 @@ def test_language_bias_from_full_scores(tiny_benchmark_dir: Path, tmp_path: Path
     assert dict(ps.select("query_lang", "value").iter_rows()) == pytest.approx(per_lang)
     assert res.value("multi", "LB") == pytest.approx(sum(per_lang.values()) / 3)
     assert res.value("mono", "LB") is None
-    # the runs hold 5 docs per query, fewer than the MRR@10 cut-off: noted, not hidden
-    assert any("hold at most 5 documents" in n for n in res.notes)
+    # the runs hold 5 docs per query, fewer than the MRR@10 cut-off: multi settings take it
+    # from their exact ranks; mono and cross (no ranks/ here) report it unavailable, noted
+    assert res.value("mono", "MRR@10") is None and res.value("multi", "MRR@10") is not None
+    assert res.sources["multi"]["MRR@10"] == {"exact": 3}
+    assert "MRR@10" in res.unavailable_metrics()
+    assert any("MRR@10 need ranks below" in n for n in res.notes)
 
 
 def test_perfect_run_and_identity(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
@@ -241,7 +246,7 @@ def test_missing_queries_score_zero_and_are_counted(
     )
     assert zero.height == 4 and (zero["value"] == 0).all()
     assert any("2 (setting, query) pairs are missing" in n for n in res.notes)
-    assert res.summary.filter(pl.col("kind") == "cross")["n_missing"].to_list() == [2, 2]
+    assert res.summary_table.filter(pl.col("kind") == "cross")["n_missing"].to_list() == [2, 2]
 
 
 def _rewrite(path: Path, df: pl.DataFrame) -> None:
@@ -296,11 +301,13 @@ def test_bad_run_directories(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(XevalError, match="not settings of benchmark"):
         evaluate_run(rundir)
     (rundir / "run.json").write_text(json.dumps(info))
-    # missing ranks: a note with the default metrics, an error when LB is asked for
+    # missing ranks: these runs list every document, so they are their own exact ranking
     (rundir / "ranks" / "multi-fr.parquet").unlink()
-    res = evaluate_run(rundir, write=False)
-    assert any("LB of multi-fr not computed" in n for n in res.notes)
-    with pytest.raises(XevalError, match="missing ranks file"):
+    res = evaluate_run(rundir, write=False, metrics=["LB"])
+    assert res.sources["multi"]["LB"] == {"exact": 3} and not res.notes
+    # a damaged ranks file is an error naming it
+    (rundir / "ranks" / "multi-fr.parquet").write_bytes(b"PAR1 not parquet")
+    with pytest.raises(XevalError, match=r"multi-fr.parquet: unreadable parquet"):
         evaluate_run(rundir, metrics=["LB"])
     with pytest.raises(XevalError, match="unknown engine"):
         evaluate_run(rundir, engine="nope")

@@ -49,6 +49,8 @@ def evaluate_cmd(
     from xeval.evaluation.evaluate import evaluate_run
 
     result = evaluate_run(rundir, benchmark=benchmark, metrics=list(metrics) or None, engine=engine)
+    click.echo(result.summary())
+    return
     click.echo(result.console_table())
     for note in result.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
