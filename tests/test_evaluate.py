@@ -343,10 +343,17 @@ def test_cli_evaluate(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
         "MAP",
         "MAP@20",
         "LB",
+        "QLP",
     ]
     assert lines[2].split()[:3] == ["mono", "3", "1.0000"]
-    assert lines[4].split()[-1] == "2.0"
+    assert lines[4].split()[-2] == "2.0"
+    # fewer metrics than the eval/ already there: refused, not silently replaced
     out = runner.invoke(main, ["evaluate", str(rundir), "-m", "MRR@10,MAP", "-m", "LB"])
+    assert out.exit_code == 2 and "pass --replace" in out.output
+    assert "QLP" in json.loads((rundir / "eval" / "eval.json").read_text())["metrics"]
+    out = runner.invoke(
+        main, ["evaluate", str(rundir), "-m", "MRR@10,MAP", "-m", "LB", "--replace"]
+    )
     assert out.exit_code == 0 and out.output.splitlines()[0].split()[2:] == ["MRR@10", "MAP", "LB"]
     out = runner.invoke(main, ["evaluate", str(rundir), "-m", "bogus@3"])
     assert out.exit_code == 2 and "unknown metric 'bogus@3'" in out.output

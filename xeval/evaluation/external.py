@@ -30,6 +30,8 @@ import polars as pl
 from xeval.benchmark.schema import Benchmark, load_benchmark
 from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
+from xeval.evaluation.evaluate import EvalConfig, evaluate_run
+from xeval.evaluation.report import EvaluationResult
 from xeval.metrics import TIE_RULE
 from xeval.metrics.trec import open_text, read_trec_run
 from xeval.metrics.validate import validate_run
@@ -279,3 +281,28 @@ def import_runs(
             runs[name].write_parquet(tmp / "runs" / f"{name}.parquet")
         write_json(tmp / "run.json", meta)
     return out
+
+
+def evaluate_paths(
+    paths: list[Path],
+    benchmark: str | Path | None = None,
+    config: EvalConfig | None = None,
+    import_config: ImportConfig | None = None,
+) -> EvaluationResult:
+    """``xeval evaluate``: one run folder (``run.json``) as is, anything else imported first.
+
+    External runs need ``benchmark``; they are written to a run folder (see
+    :func:`import_runs`) and evaluated there.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise XevalError("no run given: pass a run folder or run files")
+    if len(paths) == 1 and (paths[0] / "run.json").is_file():
+        return evaluate_run(paths[0], benchmark, config)
+    if benchmark is None:
+        raise XevalError(
+            f"{paths[0]} is not an xeval run folder (no run.json): to evaluate runs made by "
+            "another tool, pass --benchmark DIR"
+        )
+    out = import_runs(benchmark, paths, import_config)
+    return evaluate_run(out, benchmark, config)
