@@ -27,12 +27,14 @@ def make_rundir(
     levels: int = 4,
     perfect: bool = False,
     drop: dict[str, list[str]] | None = None,
+    all_ranks: bool = False,
 ) -> tuple[Path, dict[str, pl.DataFrame]]:
     """Score every (query, doc) of every setting at random (coarse grid: many ties), keep the
     top ``k`` per query under the tie rule, and write run.json, runs/ and exact ranks/.
 
     ``perfect``: relevant documents score above all others. ``drop``: setting -> query ids to
-    leave out of that setting's run. Returns the run dir and the full scored tables.
+    leave out of that setting's run. ``all_ranks``: write ranks/ for every setting (not only
+    multi). Returns the run dir and the full scored tables.
     """
     bench = load_benchmark(bench_dir)
     rng = np.random.default_rng(seed)
@@ -68,7 +70,7 @@ def make_rundir(
         top.select("query_id", "doc_id", "score", pl.col("rank").cast(pl.Int32)).write_parquet(
             out / "runs" / f"{s.name}.parquet"
         )
-        if s.kind == "multi":
+        if s.kind == "multi" or all_ranks:
             ranked.join(s.qrels, on=["query_id", "doc_id"]).select(
                 "query_id", "doc_id", pl.col("rank").cast(pl.Int32)
             ).write_parquet(out / "ranks" / f"{s.name}.parquet")
@@ -357,3 +359,58 @@ def test_cli_evaluate(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
     assert out.exit_code == 0 and out.output.splitlines()[0].split()[2:] == ["MRR@10", "MAP", "LB"]
     out = runner.invoke(main, ["evaluate", str(rundir), "-m", "bogus@3"])
     assert out.exit_code == 2 and "unknown metric 'bogus@3'" in out.output
+
+
+# ---- exact ranks below the run's cut-off ----------------------------------------------------
+def _brute_force(full: pl.DataFrame, qrels: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Full-pool AP, R@5 and RR@10 per query by sorting every document in Python."""
+    rel: dict[str, set[str]] = {}
+    for q, d, r in qrels.iter_rows():
+        if r > 0:
+            rel.setdefault(q, set()).add(d)
+    out: dict[str, dict[str, float]] = {"MAP": {}, "R@5": {}, "MRR@10": {}}
+    for q, rows in full.group_by("query_id"):
+        order = sorted(rows.rows(), key=lambda r: (r[2], r[1]), reverse=True)
+        ranks = [i + 1 for i, r in enumerate(order) if r[1] in rel[q[0]]]
+        out["MAP"][q[0]] = sum((j + 1) / rk for j, rk in enumerate(ranks)) / len(rel[q[0]])
+        out["R@5"][q[0]] = sum(rk <= 5 for rk in ranks) / len(rel[q[0]])
+        out["MRR@10"][q[0]] = 1 / ranks[0] if ranks[0] <= 10 else 0.0
+    return out
+
+
+def test_exact_full_pool_metrics_below_the_cut_off(
+    tiny_benchmark_dir: Path, tmp_path: Path
+) -> None:
+    # runs keep 2 documents per query; MAP, R@5 and MRR@10 look deeper: exact ranks give them
+    rundir, full = make_rundir(tiny_benchmark_dir, tmp_path / "run", seed=3, k=2, all_ranks=True)
+    res = evaluate_run(rundir, metrics="MAP,MAP_trunc,R@5,MRR@10,R@1")
+    settings = {s.name: s for s in enumerate_settings(load_benchmark(tiny_benchmark_dir))}
+    pq = res.per_query
+    for name, table in full.items():
+        truth = _brute_force(table, settings[name].qrels)
+        for metric, values in truth.items():
+            got = dict(
+                pq.filter((pl.col("setting") == name) & (pl.col("metric") == metric))
+                .select("query_id", "value")
+                .iter_rows()
+            )
+            assert got == pytest.approx(values), (name, metric)
+    for kind in ("mono", "cross", "multi"):
+        assert res.sources[kind]["MAP"] == {"exact": len([s for s in full if s.startswith(kind)])}
+        assert res.sources[kind]["R@1"] == {"run": len([s for s in full if s.startswith(kind)])}
+        assert set(res.sources[kind]["MAP_trunc"]) == {"run"}
+    # the truncated value is a lower bound, strictly lower where relevant items fall below 2
+    assert res.value("multi", "MAP_trunc") < res.value("multi", "MAP")
+    info = json.loads((rundir / "eval" / "eval.json").read_text())
+    assert info["exact_ranks"]["from_exact_ranks"] == ["MAP", "R@5", "MRR@10"]
+    assert "MAP" in (rundir / "eval" / "summary.md").read_text().split("exact ranks")[1]
+    # without exact ranks (an external or fused run), the same metrics are unavailable
+    info_run = json.loads((rundir / "run.json").read_text())
+    (rundir / "run.json").write_text(json.dumps({**info_run, "exact_ranks": False}))
+    res = evaluate_run(rundir, metrics="MAP,MAP_trunc,R@5,R@1", replace=True)
+    assert res.value("multi", "MAP") is None and res.value("cross", "R@5") is None
+    assert res.value("multi", "MAP_trunc") is not None and res.value("mono", "R@1") is not None
+    assert res.unavailable_metrics() == ["MAP", "R@5"]
+    ps = pl.read_parquet(rundir / "eval" / "per_setting.parquet")
+    assert ps.filter(pl.col("metric") == "MAP")["value"].null_count() == len(full)
+    assert "unavailable" in res.summary() and "—" in res.console_table()

@@ -249,6 +249,7 @@ def import_runs(
             qrels=s.qrels,
             corpus=bench.corpus.select("doc_id", "lang"),
             doc_langs=s.doc_langs,
+            known_queries=bench.queries.select("query_id"),
             file=rf.path,
             what=f"setting {s.name}",
         )
