@@ -9,13 +9,13 @@ is quick.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 
 from xeval.benchmark.schema import load_benchmark
+from xeval.tables import read_json
 
 # mAP mono / cross / multi on XQuAD-R from arXiv 2408.10536 (fine-tuned models, see
 # ../shared/docs/protocol.md); shown for orientation only: different models and training.
@@ -34,7 +34,7 @@ def ensure_benchmark(name: str, out: Path, sample_queries: int | None, seed: int
     from xeval.benchmark.registry import build
 
     if (out / "benchmark.json").exists():
-        manifest = json.loads((out / "benchmark.json").read_text())
+        manifest = read_json(out / "benchmark.json")
         same_sample = (manifest.get("sample") or {}).get("queries_units") == sample_queries
         if manifest.get("builder") == name and same_sample:
             return out

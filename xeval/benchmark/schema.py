@@ -16,7 +16,6 @@ retrieval settings (mono / cross / multi) are views derived from them, see
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,10 @@ from typing import Any
 import polars as pl
 
 from xeval.errors import XevalError
-from xeval.provenance import atomic_dir, provenance, write_json
+from xeval.metrics.trec import write_trec_qrels
+from xeval.provenance import atomic_dir, provenance
+from xeval.tables import CORPUS, QRELS, QUERIES, TableSpec, read_json, write_json
 
-CORPUS_SCHEMA = {"doc_id": pl.String, "lang": pl.String, "text": pl.String}
-QUERIES_SCHEMA = {"query_id": pl.String, "lang": pl.String, "text": pl.String}
-QRELS_SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "relevance": pl.Int32}
-OPTIONAL = {"title": pl.String, "unit_id": pl.String}
 FORMAT_VERSION = 1
 
 
@@ -60,9 +57,9 @@ class Benchmark:
 
     # ---- construction -------------------------------------------------------------
     def __post_init__(self) -> None:
-        self.corpus = _conform(self.corpus, CORPUS_SCHEMA, "corpus")
-        self.queries = _conform(self.queries, QUERIES_SCHEMA, "queries")
-        self.qrels = _conform(self.qrels, QRELS_SCHEMA, "qrels")
+        self.corpus = _conform(self.corpus, CORPUS)
+        self.queries = _conform(self.queries, QUERIES)
+        self.qrels = _conform(self.qrels, QRELS)
 
     def __repr__(self) -> str:
         return (
@@ -168,27 +165,16 @@ class Benchmark:
         return out
 
 
-def _conform(df: pl.DataFrame, schema: dict[str, pl.DataType], name: str) -> pl.DataFrame:
-    missing = [c for c in schema if c not in df.columns]
-    if missing:
-        raise XevalError(f"{name} table lacks column(s) {missing}; has {df.columns}")
-    exprs = [pl.col(c).cast(t) for c, t in schema.items()]
+def _conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    df = spec.validate(df)
     # optional columns are kept only when they carry something (so formats round-trip)
-    exprs += [
-        pl.col(c).cast(t)
-        for c, t in OPTIONAL.items()
-        if c in df.columns and df.get_column(c).cast(pl.String).fill_null("").str.len_chars().max()
+    empty = [
+        c
+        for c in spec.optional
+        if c in df.columns
+        and not df.get_column(c).cast(pl.String).fill_null("").str.len_chars().max()
     ]
-    return df.select(exprs)
-
-
-def write_trec_qrels(qrels: pl.DataFrame, path: str | Path) -> None:
-    """``qid 0 docid rel`` lines, sorted by query then document."""
-    (
-        qrels.sort("query_id", "doc_id")
-        .select("query_id", pl.lit("0").alias("iter"), "doc_id", "relevance")
-        .write_csv(path, separator=" ", include_header=False)
-    )
+    return df.drop(empty)
 
 
 def _default_card(manifest: dict[str, Any]) -> str:
@@ -204,22 +190,10 @@ def load_benchmark(path: str | Path, *, validate: bool = True) -> Benchmark:
     path = Path(path)
     if not path.is_dir():
         raise XevalError(f"benchmark directory {path} does not exist")
-    manifest_path = path / "benchmark.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XevalError("not a benchmark directory (no benchmark.json)", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise XevalError(f"invalid JSON: {exc}", file=manifest_path) from None
-    tables = {}
-    for name in ("corpus", "queries", "qrels"):
-        f = path / f"{name}.parquet"
-        try:
-            tables[name] = pl.read_parquet(f)
-        except FileNotFoundError:
-            raise XevalError("missing table", file=f) from None
-        except Exception as exc:  # polars raises several error types for corrupt files
-            raise XevalError(f"unreadable parquet: {exc}", file=f) from None
+    manifest = read_json(
+        path / "benchmark.json", missing="not a benchmark directory (no benchmark.json)"
+    )
+    tables = {t.name: t.read(path / f"{t.name}.parquet") for t in (CORPUS, QUERIES, QRELS)}
     card_path = path / "README.md"
     bench = Benchmark(
         name=manifest.get("name", path.name),

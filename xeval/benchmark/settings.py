@@ -17,8 +17,7 @@ import polars as pl
 
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
-
-KINDS = ("mono", "cross", "multi")
+from xeval.tables import KINDS
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ import polars as pl
 from xeval.compare import stats
 from xeval.compare.load import System, check_comparable, group_seeds, load_runs
 from xeval.errors import XevalError
+from xeval.tables import KINDS
 
 LOWER_IS_BETTER = frozenset({"LB"})
-KIND_ORDER = ("mono", "cross", "multi")
 BY = ("group", "pair")
 UNITS = ("observation", "query")
 
@@ -161,17 +161,15 @@ def _units(df: pl.DataFrame, metric: str, by: str) -> list[dict[str, str]]:
     if by == "group":
         kinds = set(sub["kind"].unique())
         return [
-            {"unit": k, "kind": k, "query_lang": "", "doc_lang": ""}
-            for k in KIND_ORDER
-            if k in kinds
+            {"unit": k, "kind": k, "query_lang": "", "doc_lang": ""} for k in KINDS if k in kinds
         ] + [
             {"unit": k, "kind": k, "query_lang": "", "doc_lang": ""}
-            for k in sorted(kinds - set(KIND_ORDER))
+            for k in sorted(kinds - set(KINDS))
         ]
     settings = sub.select("setting", "kind", "query_lang", "doc_lang").unique()
     settings = settings.with_columns(
         pl.col("kind")
-        .replace_strict({k: i for i, k in enumerate(KIND_ORDER)}, default=9)
+        .replace_strict({k: i for i, k in enumerate(KINDS)}, default=9)
         .alias("_order")
     ).sort("_order", "query_lang", "doc_lang", "setting")
     return [

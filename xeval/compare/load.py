@@ -33,10 +33,10 @@ from typing import Any
 import polars as pl
 
 from xeval.errors import XevalError
+from xeval.tables import PER_QUERY, read_json
 
-PER_QUERY = Path("eval") / "per_query.parquet"
-COLUMNS = ("setting", "kind", "query_lang", "doc_lang", "query_id", "metric", "value")
-KEYS = ("setting", "kind", "query_lang", "doc_lang", "query_id", "metric")
+PER_QUERY_FILE = Path("eval") / "per_query.parquet"
+KEYS = PER_QUERY.key
 _SEED_SUFFIX = re.compile(r"[-_.]seed[-_=]?\d+$", re.IGNORECASE)
 
 
@@ -150,23 +150,15 @@ def load_run(path: str | Path, metrics: Iterable[str] | None = None) -> Evaluate
     """Read one evaluated run folder, keeping only ``metrics`` (all when None)."""
     path = Path(path)
     meta_file = path / "run.json"
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XevalError("no run.json: not a run folder", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise XevalError(f"invalid JSON ({exc.msg})", file=meta_file, record=exc.lineno) from None
-    pq_file = path / PER_QUERY
+    meta = read_json(meta_file, missing="no run.json: not a run folder")
+    pq_file = path / PER_QUERY_FILE
     if not pq_file.is_file():
-        raise XevalError(f"not evaluated: no {PER_QUERY}; run `xeval evaluate {path}`", file=path)
-    lf = pl.scan_parquet(pq_file)
-    missing = [c for c in COLUMNS if c not in lf.collect_schema().names()]
-    if missing:
-        raise XevalError(f"missing columns {missing}", file=pq_file)
-    lf = lf.select(*(pl.col(c).cast(pl.String) for c in KEYS), pl.col("value").cast(pl.Float64))
+        raise XevalError(
+            f"not evaluated: no {PER_QUERY_FILE}; run `xeval evaluate {path}`", file=path
+        )
+    df = PER_QUERY.read(pq_file)
     if metrics is not None:
-        lf = lf.filter(pl.col("metric").is_in(list(metrics)))
-    df = lf.collect()
+        df = df.filter(pl.col("metric").is_in(list(metrics)))
     _check_values(df, pq_file)
     return EvaluatedRun(path=path, meta=meta, per_query=df)
 
@@ -223,7 +215,7 @@ def check_comparable(runs: Sequence[EvaluatedRun], metrics: Sequence[str] = ()) 
                 f"runs cover different settings: only in {ref.path}: {_few(only_ref)}; "
                 f"only in {run.path}: {_few(only_run)}. Compare runs made with the same "
                 "settings.",
-                file=run.path / PER_QUERY,
+                file=run.path / PER_QUERY_FILE,
             )
         for setting, qids in ref_sets.items():
             other = sets[setting]
@@ -232,7 +224,7 @@ def check_comparable(runs: Sequence[EvaluatedRun], metrics: Sequence[str] = ()) 
                     f"different query sets in setting {setting}: {len(qids)} queries in "
                     f"{ref.path} vs {len(other)} here; only in the first: "
                     f"{_few(sorted(qids - other))}; only here: {_few(sorted(other - qids))}",
-                    file=run.path / PER_QUERY,
+                    file=run.path / PER_QUERY_FILE,
                     record=setting,
                 )
     for metric in metrics:
@@ -249,7 +241,7 @@ def check_comparable(runs: Sequence[EvaluatedRun], metrics: Sequence[str] = ()) 
                 raise XevalError(
                     f"metric {metric!r} was evaluated on different settings "
                     f"({len(s)} here vs {len(first)} in {runs[0].path})",
-                    file=Path(p) / PER_QUERY,
+                    file=Path(p) / PER_QUERY_FILE,
                 )
 
 

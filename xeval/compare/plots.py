@@ -19,8 +19,9 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from xeval.compare.core import KIND_ORDER, LOWER_IS_BETTER, Comparison
+from xeval.compare.core import LOWER_IS_BETTER, Comparison
 from xeval.provenance import atomic_path
+from xeval.tables import KINDS
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def bars(
 def group_bars(comp: Comparison, metric: str) -> Figure | None:
     """Bars per setting group (macro-average), one per system; error bars = std over seeds."""
     sc = comp.group_scores.filter(pl.col("metric") == metric)
-    units = [k for k in KIND_ORDER if k in set(sc["unit"])]
+    units = [k for k in KINDS if k in set(sc["unit"])]
     units += sorted(set(sc["unit"]) - set(units))
     if not units:
         return None

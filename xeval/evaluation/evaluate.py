@@ -30,7 +30,6 @@ from xeval.benchmark.schema import Benchmark, load_benchmark
 from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
 from xeval.evaluation.report import (
-    PER_QUERY_SCHEMA,
     EvaluationResult,
     aggregate,
     check_replace,
@@ -40,6 +39,7 @@ from xeval.metrics import ENGINES, TIE_RULE, Metric, parse_metrics, score
 from xeval.metrics.polars_engine import check_ranks, missing_queries, rank_run, score_hits
 from xeval.metrics.validate import check_fingerprint, validate_run
 from xeval.provenance import provenance
+from xeval.tables import PER_QUERY, RANKS, RUN, read_json
 
 #: the fields of ``run.json`` copied into ``eval.json``
 RUN_FIELDS = ("model", "benchmark", "prompts", "backend", "k", "settings", "seed", "exact_ranks")
@@ -74,17 +74,10 @@ class SettingScores:
 # ---- reading the run directory -------------------------------------------------------------
 def read_run_json(rundir: Path) -> dict[str, Any]:
     """``run.json`` as a dict; a missing or malformed one is an :class:`XevalError`."""
-    import json
-
     path = Path(rundir) / "run.json"
     if not Path(rundir).is_dir():
         raise XevalError(f"run directory {rundir} does not exist")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XevalError("not a run directory (no run.json)", file=rundir) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise XevalError(f"invalid JSON: {exc}", file=path) from None
+    info = read_json(path, missing="not a run directory (no run.json)")
     if not isinstance(info, dict) or not isinstance(info.get("benchmark"), dict):
         raise XevalError("run.json has no 'benchmark' object (name, path, fingerprint)", file=path)
     return info
@@ -133,23 +126,6 @@ def _settings(bench: Benchmark, info: dict[str, Any], rundir: Path) -> list[Sett
     return [available[n] for n in sorted(set(names), key=order.__getitem__)]
 
 
-def read_parquet(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    """A Parquet table; missing, damaged or lacking ``columns``: :class:`XevalError`."""
-    # TODO(tables): xeval.tables.RUN / RANKS .read once that module is on main
-    if not path.is_file():
-        raise XevalError("missing file", file=path)
-    try:
-        df = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for damaged files
-        raise XevalError(f"unreadable parquet: {exc}", file=path) from None
-    if columns:
-        lacking = [c for c in columns if c not in df.columns]
-        if lacking:
-            raise XevalError(f"lacks column(s) {lacking}; has {df.columns}", file=path)
-        df = df.select(columns)
-    return df
-
-
 # ---- scoring one setting -------------------------------------------------------------------
 def run_depth(run: pl.DataFrame, n_docs: int) -> int | None:
     """The run's cut-off (most documents of one query); None when it lists the whole corpus."""
@@ -195,9 +171,9 @@ def score_setting(
     per_query = (
         pl.concat([f.select("query_id", "metric", "value") for f in frames])
         .with_columns(**{k: pl.lit(v) for k, v in meta.items()})
-        .select(list(PER_QUERY_SCHEMA))
+        .select(list(PER_QUERY.columns))
         if frames
-        else pl.DataFrame(schema=PER_QUERY_SCHEMA)
+        else PER_QUERY.empty()
     )
     return SettingScores(per_query, sources, missing_queries(run, s.qrels).height)
 
@@ -207,7 +183,7 @@ def _load_setting(
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     path = rundir / "runs" / f"{s.name}.parquet"
     run = validate_run(
-        read_parquet(path),
+        RUN.read(path),
         qrels=s.qrels,
         corpus=bench.corpus.select("doc_id", "lang"),
         doc_langs=s.doc_langs,
@@ -218,8 +194,7 @@ def _load_setting(
     rpath = rundir / "ranks" / f"{s.name}.parquet"
     if not exact_ranks or not rpath.is_file():
         return run, None
-    ranks = read_parquet(rpath, ["query_id", "doc_id", "rank"])
-    return run, check_ranks(ranks, s.qrels, file=str(rpath))
+    return run, check_ranks(RANKS.read(rpath), s.qrels, file=str(rpath))
 
 
 # ---- the evaluation ------------------------------------------------------------------------

@@ -32,10 +32,10 @@ from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
 from xeval.evaluation.evaluate import EvalConfig, evaluate_run
 from xeval.evaluation.report import EvaluationResult
-from xeval.metrics import TIE_RULE
 from xeval.metrics.trec import open_text, read_trec_run
 from xeval.metrics.validate import validate_run
 from xeval.provenance import atomic_dir, provenance, write_json
+from xeval.tables import RUN, TIE_RULE
 
 TREC_SUFFIXES = (".trec", ".run", ".txt")
 SUFFIXES = (*TREC_SUFFIXES, ".tsv", ".parquet")
@@ -114,11 +114,7 @@ def read_external(rf: RunFile) -> pl.DataFrame:
         return read_trec_run(rf.path, lines=True).select("_line", "query_id", "doc_id", "score")
     if rf.fmt == "tsv":
         return read_tsv(rf.path)
-    try:
-        df = pl.read_parquet(rf.path)
-    except Exception as exc:  # polars raises several types for damaged files
-        raise XevalError(f"unreadable parquet ({exc})", file=rf.path) from None
-    run = validate_run(df, file=rf.path)  # columns, types, nulls, finite, duplicates
+    run = validate_run(RUN.read(rf.path), file=rf.path)  # columns, types, nulls, finite, duplicates
     return run.with_row_index("_line", offset=1)
 
 

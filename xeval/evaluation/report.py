@@ -14,31 +14,21 @@ Per-query values have no Markdown form (hundreds of thousands of rows).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from xeval.benchmark.settings import KINDS, Setting
+from xeval.benchmark.settings import Setting
 from xeval.errors import XevalError
-from xeval.metrics import TIE_RULE, Metric, get
+from xeval.metrics import Metric, get
 from xeval.provenance import atomic_dir, write_json, write_text
+from xeval.tables import KINDS, PER_QUERY, PER_SETTING, SUMMARY, TIE_RULE, read_json
 
 if TYPE_CHECKING:
     from xeval.evaluation.evaluate import SettingScores
 
-# TODO(tables): xeval.tables.PER_QUERY / PER_SETTING / SUMMARY once that module is on main
-PER_QUERY_SCHEMA = {
-    "setting": pl.String,
-    "kind": pl.String,
-    "query_lang": pl.String,
-    "doc_lang": pl.String,
-    "query_id": pl.String,
-    "metric": pl.String,
-    "value": pl.Float64,
-}
 _WHERE = ["setting", "kind", "query_lang", "doc_lang"]
 
 
@@ -125,7 +115,7 @@ def aggregate(
     """Per-setting means, macro-averages per kind, matrices and notes from per-setting scores."""
     names = [m.name for m in metrics]
     frames = [sc.per_query for sc in scores.values()]
-    per_query = pl.concat(frames) if frames else pl.DataFrame(schema=PER_QUERY_SCHEMA)
+    per_query = pl.concat(frames) if frames else PER_QUERY.empty()
     src = pl.DataFrame(
         [(s.name, s.kind, m, v) for s in settings for m, v in scores[s.name].sources.items()],
         schema={"setting": pl.String, "kind": pl.String, "metric": pl.String, "source": pl.String},
@@ -278,8 +268,8 @@ def check_replace(eval_dir: Path, names: list[str], replace: bool) -> None:
     if replace or not eval_dir.exists():
         return
     try:
-        old = json.loads((eval_dir / "eval.json").read_text(encoding="utf-8"))["metrics"]
-    except (OSError, ValueError, KeyError, TypeError):
+        old = read_json(eval_dir / "eval.json")["metrics"]
+    except (XevalError, KeyError, TypeError):
         old = None
     lost = [m for m in old if m not in names] if isinstance(old, list) else None
     if lost is None or lost:
@@ -300,13 +290,13 @@ def write_eval(result: EvaluationResult, bench: Any) -> Path:
     model = (result.info.get("run", {}).get("model") or {}).get("name", "?")
     title = f"{model} on {getattr(bench, 'name', bench)}"
     with atomic_dir(result.eval_dir, overwrite=True) as tmp:
-        for stem, df in (
-            ("per_query", result.per_query),
-            ("per_setting", result.per_setting),
-            ("summary", result.summary_table),
+        for spec, df in (
+            (PER_QUERY, result.per_query),
+            (PER_SETTING, result.per_setting),
+            (SUMMARY, result.summary_table),
         ):
-            df.write_parquet(tmp / f"{stem}.parquet")
-            df.write_csv(tmp / f"{stem}.csv")
+            spec.write(df, tmp / f"{spec.name}.parquet")
+            df.write_csv(tmp / f"{spec.name}.csv")
         write_text(tmp / "summary.md", _summary_md(result, title))
         write_text(tmp / "per_setting.md", _per_setting_md(result.per_setting, names, title))
         (tmp / "matrix").mkdir()

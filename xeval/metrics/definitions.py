@@ -33,8 +33,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from xeval.errors import XevalError
-
-TIE_RULE = "score descending, then doc_id descending (trec_eval's rule)"
+from xeval.tables import TIE_RULE
 
 _rank = pl.col("rank")
 

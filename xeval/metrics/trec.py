@@ -15,7 +15,7 @@ import polars as pl
 from xeval.errors import XevalError
 from xeval.provenance import atomic_path
 
-RUN_FIELDS = {
+TREC_RUN_FIELDS = {
     "query_id": pl.String,
     "q0": pl.String,
     "doc_id": pl.String,
@@ -23,7 +23,7 @@ RUN_FIELDS = {
     "score": pl.Float64,
     "tag": pl.String,
 }
-QRELS_FIELDS = {
+TREC_QRELS_FIELDS = {
     "query_id": pl.String,
     "iter": pl.String,
     "doc_id": pl.String,
@@ -105,26 +105,32 @@ def read_trec_run(path: str | Path, *, lines: bool = False) -> pl.DataFrame:
     ``lines``: keep ``_line``, each row's line in the file (for error messages).
     """
     cols = ["query_id", "doc_id", "score", "rank", "tag"]
-    return _read_fields(Path(path), RUN_FIELDS).select(*(["_line"] if lines else []), *cols)
+    return _read_fields(Path(path), TREC_RUN_FIELDS).select(*(["_line"] if lines else []), *cols)
 
 
 def read_trec_qrels(path: str | Path) -> pl.DataFrame:
     """``query_id, doc_id, relevance (i32)`` from a TREC qrels file."""
-    return _read_fields(Path(path), QRELS_FIELDS).select("query_id", "doc_id", "relevance")
+    return _read_fields(Path(path), TREC_QRELS_FIELDS).select("query_id", "doc_id", "relevance")
 
 
-def write_trec_run(run: pl.DataFrame, path: str | Path, tag: str = "xeval") -> Path:
+def write_trec_run(
+    run: pl.DataFrame, path: str | Path, tag: str = "xeval", *, ranked: bool = False
+) -> Path:
     """Write ``query_id, doc_id, score`` as a TREC run, ordered and ranked by the tie rule.
 
-    Written atomically. ``tag`` must contain no whitespace.
+    With ``ranked``, ``run`` is already in that order with its ``rank`` column (as the
+    retrieval stage writes it) and is written as is. Written atomically; Polars writes f64
+    in shortest round-trip form, so the file keeps exact scores. ``tag`` must contain no
+    whitespace.
     """
     from xeval.metrics.polars_engine import rank_run
 
     if not tag or any(c.isspace() for c in tag):
         raise XevalError(f"TREC run tag {tag!r} must be a non-empty word")
     path = Path(path)
-    ranked = rank_run(run.select("query_id", "doc_id", "score"))
-    out = ranked.select(
+    if not ranked:
+        run = rank_run(run.select("query_id", "doc_id", "score"))
+    out = run.select(
         "query_id",
         pl.lit("Q0").alias("q0"),
         "doc_id",
@@ -136,4 +142,15 @@ def write_trec_run(run: pl.DataFrame, path: str | Path, tag: str = "xeval") -> P
         out.write_csv(
             tmp, separator=" ", include_header=False, quote_style="never", float_precision=None
         )
+    return path
+
+
+def write_trec_qrels(qrels: pl.DataFrame, path: str | Path) -> Path:
+    """``qid 0 docid rel`` lines, sorted by query then document; written atomically."""
+    path = Path(path)
+    out = qrels.sort("query_id", "doc_id").select(
+        "query_id", pl.lit("0").alias("iter"), "doc_id", "relevance"
+    )
+    with atomic_path(path) as tmp:
+        out.write_csv(tmp, separator=" ", include_header=False)
     return path

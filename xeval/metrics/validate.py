@@ -21,8 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from xeval.errors import XevalError
-
-RUN_COLUMNS = {"query_id": pl.String, "doc_id": pl.String, "score": pl.Float64}
+from xeval.tables import RUN
 
 
 def _first(df: pl.DataFrame) -> dict:
@@ -46,21 +45,11 @@ def validate_run(
     (``doc_id`` and, with ``doc_langs``, ``lang``): the documents allowed. ``what`` names the
     qrels in messages (e.g. ``"setting cross-en-de"``).
     """
-    missing = [c for c in RUN_COLUMNS if c not in run.columns]
-    if missing:
-        raise XevalError(f"run lacks column(s) {missing}; has {run.columns}", file=file)
-    try:
-        run = run.select(
-            pl.col("query_id").cast(pl.String),
-            pl.col("doc_id").cast(pl.String),
-            pl.col("score").cast(pl.Float64),
-        )
-    except Exception as exc:  # polars raises InvalidOperationError/ComputeError
-        raise XevalError(f"run columns have the wrong type: {exc}", file=file) from None
+    run = RUN.validate(run.select([c for c in RUN.columns if c in run.columns]), file)
     if run.height == 0:
         raise XevalError("run is empty (no (query, doc, score) line)", file=file)
     rows = run.with_row_index("_row", offset=1)
-    nulls = rows.filter(pl.any_horizontal(pl.col(*RUN_COLUMNS).is_null()))
+    nulls = rows.filter(pl.any_horizontal(pl.col(*RUN.columns).is_null()))
     if nulls.height:
         r = _first(nulls)
         raise XevalError(f"null value in line {r}", file=file, record=r["_row"])

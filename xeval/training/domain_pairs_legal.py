@@ -26,8 +26,7 @@ from xeval.benchmark.builders import finlex as fl
 from xeval.benchmark.builders import justice_canada as jc
 from xeval.benchmark.builders._legal import Unit, norm_key, quality_filter, query_units
 from xeval.sources import resolve_source
-
-PAIR_COLUMNS = ("query", "passage", "query_lang", "passage_lang", "unit_id", "source")
+from xeval.tables import PAIRS
 
 
 def _keys(units: Sequence[Unit], langs: Sequence[str]) -> set[str]:
@@ -74,7 +73,7 @@ def _pairs(
         for ql in langs
         for pl_ in langs
     ]
-    return pl.DataFrame(rows, schema={c: pl.String for c in PAIR_COLUMNS})
+    return pl.DataFrame(rows, schema=PAIRS.columns)
 
 
 def justice_canada_pairs(

@@ -40,7 +40,7 @@ from xeval.benchmark.builders._po import (
 from xeval.benchmark.builders._quality import bound_length, keep_translation, normalise
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec, resolve_source
-from xeval.training.pairs import PAIR_SCHEMA
+from xeval.tables import PAIRS
 
 PYTHON_DOCS_LANGS = ("en", *PY_DOCS_LANGS)
 DDTP_LANGS = (
@@ -85,7 +85,7 @@ def _pick_units(units: Iterable[str], max_units: int | None) -> set[str]:
 
 def pairs_from_units(units: dict[str, dict[str, tuple[str, str]]], source: str) -> pl.DataFrame:
     """``{unit: {lang: (query, passage)}}`` -> one row per unit and ordered language pair."""
-    rows: dict[str, list[str]] = {c: [] for c in PAIR_SCHEMA}
+    rows: dict[str, list[str]] = {c: [] for c in PAIRS.columns}
     for unit in sorted(units):
         by_lang = units[unit]
         for x in sorted(by_lang):
@@ -96,7 +96,7 @@ def pairs_from_units(units: dict[str, dict[str, tuple[str, str]]], source: str) 
                 rows["passage_lang"].append(y)
                 rows["unit_id"].append(unit)
                 rows["source"].append(source)
-    return pl.DataFrame(rows, schema=PAIR_SCHEMA)
+    return pl.DataFrame(rows, schema=PAIRS.columns)
 
 
 def drop_shared_text(

@@ -33,15 +33,9 @@ import polars as pl
 from xeval.benchmark.schema import Benchmark, table_digest
 from xeval.errors import XevalError
 from xeval.provenance import atomic_path, provenance, write_json
+from xeval.tables import PAIRS
 
-PAIR_SCHEMA: dict[str, Any] = {
-    "query": pl.String,
-    "passage": pl.String,
-    "query_lang": pl.String,
-    "passage_lang": pl.String,
-    "unit_id": pl.String,
-    "source": pl.String,
-}
+PAIR_SCHEMA: dict[str, Any] = PAIRS.columns
 PAIR_COLUMNS = tuple(PAIR_SCHEMA)
 
 # source name -> (module, candidate function names); domain modules are written separately
@@ -64,15 +58,7 @@ PAIR_SOURCES = (*LAREQA_SOURCES, "parallel-jsonl", *_DOMAIN_SOURCES)
 # ---- schema -----------------------------------------------------------------------------
 def validate_pairs(df: pl.DataFrame, where: str | Path = "pairs") -> pl.DataFrame:
     """Check and conform a pairs table; raise :class:`XevalError` naming the bad row."""
-    missing = [c for c in PAIR_COLUMNS if c not in df.columns]
-    if missing:
-        raise XevalError(
-            f"pairs table lacks column(s) {missing}; expected {list(PAIR_COLUMNS)}", file=where
-        )
-    try:
-        df = df.select([pl.col(c).cast(t) for c, t in PAIR_SCHEMA.items()])
-    except pl.exceptions.PolarsError as exc:
-        raise XevalError(f"pairs columns must be strings ({exc})", file=where) from None
+    df = PAIRS.validate(df, where)
     for col in PAIR_COLUMNS:
         bad = df.with_row_index("_row").filter(
             pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
@@ -287,8 +273,4 @@ def load_pairs(path: str | Path) -> pl.DataFrame:
         raise XevalError("pairs file not found", file=path)
     if path.suffix in (".jsonl", ".json"):
         return parallel_jsonl_pairs(path)
-    try:
-        df = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for unreadable files
-        raise XevalError(f"not a readable Parquet file ({exc})", file=path) from None
-    return validate_pairs(df, path)
+    return validate_pairs(PAIRS.read(path), path)

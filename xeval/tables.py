@@ -1,0 +1,207 @@
+"""Every table that passes between stages: its columns, one reader and one writer.
+
+=============  ===========================================  ==========================
+table          columns (optional in brackets)               written by -> read by
+=============  ===========================================  ==========================
+CORPUS         doc_id, lang, text [, title, unit_id]        benchmark -> run
+QUERIES        query_id, lang, text [, unit_id]             benchmark -> run
+QRELS          query_id, doc_id, relevance                  benchmark -> evaluate
+RUN            query_id, doc_id, score [, rank]             run -> evaluate
+RANKS          query_id, doc_id, rank                       run -> evaluate (bias)
+PER_QUERY      setting, kind, query_lang, doc_lang,         evaluate -> compare
+               query_id, metric, value
+PER_SETTING    setting, kind, query_lang, doc_lang, metric, evaluate -> report
+               value, n_queries, n_missing
+SUMMARY        kind, metric, value, n_settings, n_queries,  evaluate -> report
+               n_missing
+PAIRS          query, passage, query_lang, passage_lang,    pairs -> finetune
+               unit_id, source
+=============  ===========================================  ==========================
+
+Reading a missing, damaged or wrongly shaped file raises :class:`XevalError` naming the
+file, never a Polars or PyArrow exception; writing is atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from xeval.errors import XevalError
+from xeval.provenance import atomic_path, write_json
+
+__all__ = [
+    "CORPUS",
+    "KINDS",
+    "PAIRS",
+    "PER_QUERY",
+    "PER_SETTING",
+    "QRELS",
+    "QUERIES",
+    "RANKS",
+    "RUN",
+    "SUMMARY",
+    "TABLES",
+    "TIE_RULE",
+    "TableSpec",
+    "read_json",
+    "write_json",
+]
+
+#: how every ranking in xeval orders documents of equal score
+TIE_RULE = "score descending, then doc_id descending (trec_eval's rule)"
+#: the setting kinds, in report order (monolingual, cross-lingual, multilingual pooled)
+KINDS = ("mono", "cross", "multi")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One hand-off table: required and optional columns with their types, and its key."""
+
+    name: str
+    columns: dict[str, pl.DataType]
+    optional: dict[str, pl.DataType] = field(default_factory=dict)
+    key: tuple[str, ...] = ()
+    doc: str = ""
+
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        """Required then optional columns (the full shape as written)."""
+        return {**self.columns, **self.optional}
+
+    def validate(self, df: pl.DataFrame, where: str | Path | None = None) -> pl.DataFrame:
+        """Required columns present, cast to the schema; optional ones kept when present.
+
+        Other columns are dropped. Raises :class:`XevalError` naming ``where``.
+        """
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise XevalError(
+                f"{self.name} table lacks column(s) {missing}; has {df.columns}", file=where
+            )
+        cols = [c for c in self.schema if c in df.columns]
+        try:
+            return df.select([pl.col(c).cast(self.schema[c]) for c in cols])
+        except pl.exceptions.PolarsError as exc:
+            raise XevalError(
+                f"{self.name} columns have the wrong type ({exc})", file=where
+            ) from None
+
+    def read(self, path: str | Path) -> pl.DataFrame:
+        """Read and validate a Parquet file of this table."""
+        path = Path(path)
+        if not path.is_file():
+            raise XevalError("missing file", file=path)
+        try:
+            df = pl.read_parquet(path)
+        except Exception as exc:  # polars/pyarrow raise several types for damaged files
+            raise XevalError(f"unreadable parquet ({exc})", file=path) from None
+        return self.validate(df, path)
+
+    def write(self, df: pl.DataFrame, path: str | Path) -> Path:
+        """Validate ``df`` and write it as Parquet, atomically; return ``path``."""
+        path = Path(path)
+        df = self.validate(df, path)
+        with atomic_path(path) as tmp:
+            df.write_parquet(tmp)
+        return path
+
+    def empty(self) -> pl.DataFrame:
+        """A table with the required columns and no rows."""
+        return pl.DataFrame(schema=self.columns)
+
+
+_S, _F, _I32, _I64 = pl.String(), pl.Float64(), pl.Int32(), pl.Int64()
+
+CORPUS = TableSpec(
+    "corpus",
+    {"doc_id": _S, "lang": _S, "text": _S},
+    {"title": _S, "unit_id": _S},
+    ("doc_id",),
+    "benchmark documents: DIR/corpus.parquet",
+)
+QUERIES = TableSpec(
+    "queries",
+    {"query_id": _S, "lang": _S, "text": _S},
+    {"unit_id": _S},
+    ("query_id",),
+    "benchmark queries: DIR/queries.parquet",
+)
+QRELS = TableSpec(
+    "qrels",
+    {"query_id": _S, "doc_id": _S, "relevance": _I32},
+    key=("query_id", "doc_id"),
+    doc="pooled relevance judgements (> 0 relevant): DIR/qrels.parquet",
+)
+RUN = TableSpec(
+    "run",
+    {"query_id": _S, "doc_id": _S, "score": _F},
+    {"rank": _I32},
+    ("query_id", "doc_id"),
+    "one setting's top-k: RUNDIR/runs/<setting>.parquet (rank is ignored when scoring)",
+)
+RANKS = TableSpec(
+    "ranks",
+    {"query_id": _S, "doc_id": _S, "rank": _I32},
+    key=("query_id", "doc_id"),
+    doc="exact pooled rank of every relevant item: RUNDIR/ranks/<multi-setting>.parquet",
+)
+_WHERE = {"setting": _S, "kind": _S, "query_lang": _S, "doc_lang": _S}
+PER_QUERY = TableSpec(
+    "per_query",
+    {**_WHERE, "query_id": _S, "metric": _S, "value": _F},
+    key=(*_WHERE, "query_id", "metric"),
+    doc="one metric value per query: RUNDIR/eval/per_query.parquet",
+)
+PER_SETTING = TableSpec(
+    "per_setting",
+    {**_WHERE, "metric": _S, "value": _F, "n_queries": _I64, "n_missing": _I64},
+    key=("setting", "metric"),
+    doc="mean over a setting's queries: RUNDIR/eval/per_setting.parquet",
+)
+SUMMARY = TableSpec(
+    "summary",
+    {
+        "kind": _S,
+        "metric": _S,
+        "value": _F,
+        "n_settings": _I64,
+        "n_queries": _I64,
+        "n_missing": _I64,
+    },
+    key=("kind", "metric"),
+    doc="macro-average over the settings of a kind: RUNDIR/eval/summary.parquet",
+)
+PAIRS = TableSpec(
+    "pairs",
+    {
+        "query": _S,
+        "passage": _S,
+        "query_lang": _S,
+        "passage_lang": _S,
+        "unit_id": _S,
+        "source": _S,
+    },
+    key=("unit_id", "query_lang", "passage_lang", "source"),
+    doc="training pairs, one row per unit and (query lang, passage lang)",
+)
+TABLES = (CORPUS, QUERIES, QRELS, RUN, RANKS, PER_QUERY, PER_SETTING, SUMMARY, PAIRS)
+
+
+def read_json(path: str | Path, missing: str = "file not found") -> Any:
+    """Parse a JSON file; ``missing`` is the message when it does not exist."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise XevalError(missing, file=path) from None
+    except json.JSONDecodeError as exc:
+        raise XevalError(
+            f"invalid JSON ({exc.msg})", file=path, record=f"line {exc.lineno}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XevalError(f"unreadable JSON file ({exc})", file=path) from None
