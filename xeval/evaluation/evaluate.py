@@ -20,7 +20,7 @@ map on the run as given. ``eval.json`` records the source of every metric per ki
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 

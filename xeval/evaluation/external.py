@@ -161,9 +161,10 @@ def read_tsv(path: Path) -> pl.DataFrame:
 
 def _is_header(parts: list[str]) -> bool:
     """A first line naming its columns (``query_id``/``qid`` ... ``score``)."""
-    return parts[0].strip().lower() in ("query_id", "qid", "query", "topic") or parts[
-        2
-    ].strip().lower() == "score"
+    return (
+        parts[0].strip().lower() in ("query_id", "qid", "query", "topic")
+        or parts[2].strip().lower() == "score"
+    )
 
 
 def check_records(run: pl.DataFrame, bench: Benchmark, path: Path) -> None:

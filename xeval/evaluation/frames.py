@@ -103,13 +103,13 @@ def evaluate(
             on=["query_id", "doc_id"],
         )  # fmt: skip
         frames.append(score_hits(hits, qrels, exact))
-    per_query = pl.concat(frames) if frames else pl.DataFrame(
-        schema={"query_id": pl.String, "metric": pl.String, "value": pl.Float64}
+    per_query = (
+        pl.concat(frames)
+        if frames
+        else pl.DataFrame(schema={"query_id": pl.String, "metric": pl.String, "value": pl.Float64})
     )
     source = {m.name: "run" for m in from_run} | {m.name: "exact" for m in exact}
-    rows = [
-        (m.name, *_mean(per_query, m.name), source.get(m.name, "unavailable")) for m in ms
-    ]
+    rows = [(m.name, *_mean(per_query, m.name), source.get(m.name, "unavailable")) for m in ms]
     summary = pl.DataFrame(
         rows,
         schema={"metric": pl.String, "value": pl.Float64, "n_queries": pl.Int64,

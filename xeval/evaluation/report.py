@@ -275,8 +275,7 @@ def check_replace(eval_dir: Path, names: list[str], replace: bool) -> None:
     if lost is None or lost:
         what = f"metrics {lost} that this evaluation lacks" if lost else "an unreadable eval.json"
         raise XevalError(
-            f"{eval_dir} holds {what}; pass --replace to replace it, or evaluate those "
-            "metrics too",
+            f"{eval_dir} holds {what}; pass --replace to replace it, or evaluate those metrics too",
             file=eval_dir,
         )
 

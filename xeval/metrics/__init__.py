@@ -73,8 +73,8 @@ def score(
 __all__ = [
     "DEFAULT_METRICS",
     "ENGINES",
-    "TIE_RULE",
     "REGISTRY",
+    "TIE_RULE",
     "Metric",
     "MetricSpec",
     "check_fingerprint",

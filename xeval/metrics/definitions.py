@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import polars as pl
 
 from xeval.errors import XevalError
-from xeval.tables import TIE_RULE
 
 _rank = pl.col("rank")
 

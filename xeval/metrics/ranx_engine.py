@@ -33,6 +33,7 @@ import polars as pl
 from xeval.metrics.definitions import Metric
 from xeval.metrics.polars_engine import rank_run
 
+
 def _import_ranx():
     if "NUMBA_CACHE_DIR" not in os.environ:
         from xeval.sources import cache_dir

@@ -74,9 +74,7 @@ def _read_fields(path: Path, fields: dict[str, pl.DataType]) -> pl.DataFrame:
             i = int(bad.arg_true()[0])
             kind = "an integer" if t.is_integer() else "a number"
             raise XevalError(f"{n} is not {kind}: {raw[n][i]!r}", file=path, record=line_no[i])
-    return out.with_columns(_line=pl.Series(line_no, dtype=pl.UInt32)).select(
-        "_line", *names
-    )
+    return out.with_columns(_line=pl.Series(line_no, dtype=pl.UInt32)).select("_line", *names)
 
 
 def _split_lines(path: Path, names: list[str]) -> tuple[list[list[str]], list[int]]:
