@@ -19,7 +19,6 @@ from xeval.errors import XevalError
 from xeval.metrics.definitions import (
     DEFAULT_METRICS,
     REGISTRY,
-    TIE_RULE,
     Metric,
     MetricSpec,
     get,
@@ -36,6 +35,7 @@ from xeval.metrics.polars_engine import (
 )
 from xeval.metrics.trec import read_trec_qrels, read_trec_run, write_trec_run
 from xeval.metrics.validate import check_fingerprint, validate_run
+from xeval.tables import TIE_RULE
 
 ENGINES = ("polars", "ranx")
 
