@@ -29,6 +29,7 @@ class FrameResult:
 
     per_query: pl.DataFrame
     summary_table: pl.DataFrame
+    n_queries: int = 0
 
     def value(self, metric: str) -> float | None:
         """The mean of ``metric`` over the queries (None when unavailable)."""
@@ -42,8 +43,7 @@ class FrameResult:
         )
 
     def __repr__(self) -> str:
-        n = self.per_query["query_id"].n_unique()
-        return f"FrameResult({n} queries: {self.summary()})"
+        return f"FrameResult({self.n_queries} queries: {self.summary()})"
 
 
 def _metric(name: str) -> Metric:
@@ -116,7 +116,7 @@ def evaluate(
                 "source": pl.String},
         orient="row",
     )  # fmt: skip
-    return FrameResult(per_query, summary)
+    return FrameResult(per_query, summary, qrels["query_id"].n_unique())
 
 
 def _mean(per_query: pl.DataFrame, name: str) -> tuple[float | None, int]:
