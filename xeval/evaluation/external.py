@@ -295,6 +295,9 @@ def evaluate_paths(
     paths = [Path(p) for p in paths]
     if not paths:
         raise XevalError("no run given: pass a run folder or run files")
+    for p in paths:
+        if not p.exists():
+            raise XevalError("not found", file=p)
     if len(paths) == 1 and (paths[0] / "run.json").is_file():
         return evaluate_run(paths[0], benchmark, config)
     if benchmark is None:
