@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "xeval.cli.finetune:finetune_cmd",
         "Hybrid-batch (X-X / X-Y / hybrid) contrastive fine-tuning.",
     ),
+    "study": ("xeval.cli.study:study_cmd", "Run, resume and report a study plan (TOML)."),
 }
 
 
