@@ -14,6 +14,9 @@ of the benchmark by document language (a cross setting keeps only documents of i
 language, re-ranked by score; a multi setting keeps them all). Ranks come from scores under
 the tie rule (the rank column is ignored, as trec_eval does).
 
+A split setting's cut-off is its longest per-query list: a pooled top-k holds fewer
+documents of one language than k, so metrics deeper than that are unavailable there.
+
 The folder written has ``run.json`` (``"exact_ranks": false``, the source files with their
 SHA-256) and ``runs/<setting>.parquet``; there is no ``ranks/``, so metrics that need ranks
 below the run's cut-off are reported unavailable.
