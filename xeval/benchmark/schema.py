@@ -61,6 +61,12 @@ class Benchmark:
         self.queries = _conform(self.queries, QUERIES)
         self.qrels = _conform(self.qrels, QRELS)
 
+    def __repr__(self) -> str:
+        return (
+            f"Benchmark({self.name!r}, {len(self.languages)} languages, {self.queries.height} "
+            f"queries, {self.corpus.height} documents, {self.qrels.height} qrels)"
+        )
+
     @property
     def languages(self) -> list[str]:
         langs = set(self.corpus["lang"].unique().to_list()) | set(
