@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
-from xeval.benchmark.schema import Benchmark, check_lang
+from xeval.benchmark.schema import Benchmark, check_lang, load_benchmark
 from xeval.errors import XevalError
 from xeval.tables import KINDS
 
@@ -118,3 +119,25 @@ def enumerate_settings(
         dup = next(n for n in names if names.count(n) > 1)
         raise XevalError(f"two settings are named {dup!r}", file=bench.path or bench.name)
     return out
+
+
+@dataclass(frozen=True)
+class SettingsListing:
+    """A benchmark's settings with their query and qrel counts."""
+
+    rows: tuple[tuple[str, str, int, int], ...]  # name, kind, queries, qrels
+
+    def summary(self) -> str:
+        return "\n".join(
+            f"{name:20s} {kind:6s} queries={nq:6d} qrels={nr:7d}"
+            for name, kind, nq, nr in self.rows
+        )
+
+
+def list_settings(benchmark: str | Path, kinds: Iterable[str] = KINDS) -> SettingsListing:
+    """Load the benchmark directory ``benchmark`` and list its settings of ``kinds``."""
+    bench = load_benchmark(benchmark)
+    rows = tuple(
+        (s.name, s.kind, len(s.query_ids), s.qrels.height) for s in enumerate_settings(bench, kinds)
+    )
+    return SettingsListing(rows)

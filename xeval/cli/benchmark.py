@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import click
 
-from xeval.benchmark.registry import BuilderSpec, build_benchmark, builders
+from xeval.benchmark.registry import BuilderSpec, builders, write_benchmark
+from xeval.tables import KINDS
 
 
 def _builder_command(spec: BuilderSpec) -> click.Command:
@@ -72,7 +72,7 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
         seed: int,
         **opts,
     ):
-        path = build_benchmark(
+        result = write_benchmark(
             spec.name,
             out,
             source,
@@ -81,7 +81,7 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
             seed=seed,
             **opts,
         )
-        _print_summary(path)
+        click.echo(result.summary())
 
     return click.Command(
         spec.name,
@@ -89,20 +89,6 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
         callback=callback,
         help=f"{spec.description}\n\nDomain: {spec.domain}. Licence: {spec.licence}.",
         short_help=spec.description,
-    )
-
-
-def _print_summary(path: Path) -> None:
-    from xeval.benchmark.schema import load_benchmark
-    from xeval.benchmark.settings import enumerate_settings
-
-    bench = load_benchmark(path)
-    kinds = Counter(s.kind for s in enumerate_settings(bench))
-    c = bench.manifest["counts"]
-    click.echo(
-        f"wrote {path}: {c['queries']} queries, {c['documents']} documents, {c['qrels']} qrels, "
-        f"{len(bench.languages)} languages ({' '.join(bench.languages)}); settings: "
-        f"{kinds.get('mono', 0)} mono, {kinds.get('cross', 0)} cross, {kinds.get('multi', 0)} multi"
     )
 
 
@@ -165,16 +151,11 @@ def export_cmd(benchmark: Path, out: Path, fmt: str, overwrite: bool) -> None:
     "--kind",
     "kinds",
     multiple=True,
-    type=click.Choice(["mono", "cross", "multi"]),
+    type=click.Choice(KINDS),
     help="Only these kinds (repeatable). Default: all.",
 )
 def settings_cmd(benchmark: Path, kinds: tuple[str, ...]) -> None:
     """List BENCHMARK's retrieval settings with their query and qrel counts."""
-    from xeval.benchmark.schema import load_benchmark
-    from xeval.benchmark.settings import enumerate_settings
+    from xeval.benchmark.settings import list_settings
 
-    bench = load_benchmark(benchmark)
-    for s in enumerate_settings(bench, kinds or ("mono", "cross", "multi")):
-        click.echo(
-            f"{s.name:20s} {s.kind:6s} queries={len(s.query_ids):6d} qrels={s.qrels.height:7d}"
-        )
+    click.echo(list_settings(benchmark, kinds or KINDS).summary())
