@@ -336,9 +336,8 @@ def test_second_writer_fails_while_the_first_writes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with atomic_dir(out) as tmp:
         (tmp / "a").write_text("first")
-        with pytest.raises(XevalError, match="another xeval process is writing"):
-            with atomic_dir(out):
-                pass
+        with pytest.raises(XevalError, match="another xeval process is writing"), atomic_dir(out):
+            pass
     assert (out / "a").read_text() == "first"
     with pytest.raises(XevalError, match="exists; pass --overwrite"), atomic_dir(out):
         pass
