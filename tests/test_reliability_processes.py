@@ -214,21 +214,20 @@ def test_kill_build_benchmark(tmp_path: Path) -> None:
     assert _partials(tmp_path) == []
 
 
-@pytest.mark.parametrize("hang", ["encode", "commit"])
-def test_kill_run_and_evaluate(tmp_path: Path, tiny_model: Path, hang: str) -> None:
+def test_kill_run_and_evaluate(tmp_path: Path, tiny_model: Path) -> None:
+    """run killed between two encoding batches (cache shards half there), evaluate killed
+    before its commit; the commit itself is shared with build-benchmark, tested above."""
     bench = make_tiny_benchmark(n_units=4).save(tmp_path / "bench")
     base = ["run", "-m", str(tiny_model), "-b", str(bench), "-q", "--batch-size", "2"]
     cache = ["--cache-dir", str(tmp_path / "cache")]
     _cli(*base, "-o", str(tmp_path / "ref"), "--no-cache")
-    p = Proc(tmp_path, [*base, *cache, "-o", str(tmp_path / "run")], hang=hang)
+    p = Proc(tmp_path, [*base, *cache, "-o", str(tmp_path / "run")], hang="encode")
     p.wait_signal()
     p.kill9()
     assert not (tmp_path / "run").exists()
     _cli(*base, *cache, "-o", str(tmp_path / "run"))
     assert _files(tmp_path / "run", RUN_FILES) == _files(tmp_path / "ref", RUN_FILES)
     assert _partials(tmp_path) == []
-    if hang != "commit":
-        return
     _cli("evaluate", str(tmp_path / "ref"))
     p = Proc(tmp_path, ["evaluate", str(tmp_path / "run")], hang="commit", tag="eval")
     p.wait_signal()
@@ -254,4 +253,6 @@ def test_kill_finetune(tmp_path: Path, tiny_model: Path) -> None:
     _cli(*args, "-o", str(tmp_path / "ft"), "--resume")
     model = ("model/*.safetensors", "model/*.json", "model/**/*.json")
     got, ref = _files(tmp_path / "ft", model), _files(tmp_path / "ref", model)
-    assert got.keys() == ref.keys() and got == ref
+    for card in (got, ref):  # the model card records when and by which command
+        del card["model/xeval-model.json"]
+    assert "model/model.safetensors" in got and got == ref
