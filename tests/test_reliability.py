@@ -128,7 +128,7 @@ BENCH_CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "qrels-null-id": (
         _rewrite("qrels", lambda df: df.with_columns(query_id=pl.lit(None, pl.String))),
         "qrels.parquet",
-        "query_id is missing",
+        "query_id has a null value",
     ),
     "qrels-truncated": (_truncate("qrels.parquet"), "qrels.parquet", "unreadable parquet"),
     "qrels-missing": (_drop("qrels.parquet"), "qrels.parquet", "missing file"),

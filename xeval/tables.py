@@ -98,7 +98,7 @@ class TableSpec:
         for c in self.key:
             nulls = out.get_column(c).is_null().arg_true() if c in out.columns else []
             if len(nulls):
-                raise XevalError(f"{c} is missing", file=where, record=f"row {nulls[0]}")
+                raise XevalError(f"{c} has a null value", file=where, record=f"row {nulls[0]}")
         return out
 
     def read(self, path: str | Path) -> pl.DataFrame:
