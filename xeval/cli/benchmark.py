@@ -10,7 +10,8 @@ from xeval.benchmark.registry import BuilderSpec, builders, write_benchmark
 from xeval.tables import KINDS
 
 
-def _builder_command(spec: BuilderSpec) -> click.Command:
+def _common_options(spec: BuilderSpec) -> list[click.Parameter]:
+    """--out, --source, --overwrite, --sample-queries, --seed: every builder has them."""
     src_help = f"Where the raw files are: {spec.source_help or 'a folder or archive'}. " + (
         "Default: $XEVAL_SOURCES/"
         f"{spec.source.relpath}, then ../shared/data/{spec.source.relpath}, then the "
@@ -18,7 +19,7 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
         if spec.source
         else "Required: this builder reads your own data."
     )
-    params: list[click.Parameter] = [
+    return [
         click.Option(
             ["--out", "-o"],
             required=True,
@@ -43,6 +44,11 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
             ["--seed"], type=int, default=0, show_default=True, help="Seed for --sample-queries."
         ),
     ]
+
+
+def _own_options(spec: BuilderSpec) -> list[click.Parameter]:
+    """The builder's own options, from its registry entry."""
+    params: list[click.Parameter] = []
     for opt in spec.options:
         if opt.name in ("seed", "out", "source", "overwrite", "sample_queries"):
             continue  # common options above; a builder's own ``seed`` receives --seed
@@ -63,6 +69,11 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
                     [flag], type=typ, default=opt.default, show_default=True, help=opt.help
                 )
             )
+    return params
+
+
+def _builder_command(spec: BuilderSpec) -> click.Command:
+    """``xeval build-benchmark NAME``: its options, one library call, the summary."""
 
     def callback(
         out: Path,
@@ -85,7 +96,7 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
 
     return click.Command(
         spec.name,
-        params=params,
+        params=[*_common_options(spec), *_own_options(spec)],
         callback=callback,
         help=f"{spec.description}\n\nDomain: {spec.domain}. Licence: {spec.licence}.",
         short_help=spec.description,
