@@ -448,3 +448,29 @@ def test_os_errors_are_one_line_with_exit_2(monkeypatch, bench_dir: Path) -> Non
     monkeypatch.setenv("XEVAL_DEBUG", "1")
     r = CliRunner().invoke(main, ["settings", str(bench_dir)])
     assert isinstance(r.exception, OSError)
+
+
+def test_read_only_targets_of_every_stage(
+    tmp_path: Path, bench_dir: Path, tiny_model: Path
+) -> None:
+    from xeval.training.pairs import benchmark_pairs, save_pairs
+
+    run = tmp_path / "run"
+    pairs = save_pairs(benchmark_pairs(make_tiny_benchmark()), tmp_path / "pairs.parquet")
+    model = ["-m", str(tiny_model)]
+    r = CliRunner().invoke(main, ["run", *model, "-b", str(bench_dir), "-o", str(run), "-q"])
+    assert r.exit_code == 0, r.output
+    ro = tmp_path / "ro"
+    cases = {
+        ro: [
+            ["run", *model, "-b", str(bench_dir), "-o", str(ro / "run"), "-q"],
+            ["finetune", *model, "-p", str(pairs), "-o", str(ro / "ft"), "--batch-size", "2"],
+        ],
+        run: [["evaluate", str(run)]],
+    }
+    for folder, commands in cases.items():
+        with read_only(folder):
+            for args in commands:
+                r = CliRunner().invoke(main, args)
+                assert r.exit_code == 2, (args, r.output, r.exception)
+                assert "Traceback" not in r.output and str(folder) in r.output, r.output
