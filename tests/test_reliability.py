@@ -322,6 +322,11 @@ def test_setting_names_are_unambiguous() -> None:
     assert enumerate_settings(_two_langs("EN", " de"))[0].name == "mono-de"
 
 
+def test_two_spellings_of_one_language_are_refused() -> None:
+    with pytest.raises(XevalError, match="language codes 'EN' and 'en' both mean 'en'"):
+        _two_langs("en", "EN")
+
+
 def test_language_with_a_path_names_its_record() -> None:
     with pytest.raises(XevalError, match=r"record doc_id 'd1'.*invalid language code '\.\./a'"):
         _two_langs("../a", "b")

@@ -235,6 +235,14 @@ def _normalised_langs(df: pl.DataFrame, spec: TableSpec) -> pl.Series:
         except XevalError as exc:
             rec = df.filter(pl.col("lang") == raw).get_column(key)[0]
             raise XevalError(exc.message, file=spec.name, record=f"{key} {rec!r}") from None
+    seen: dict[str, str] = {}
+    for raw, norm in sorted(mapping.items()):
+        if seen.setdefault(norm, raw) != raw:
+            raise XevalError(
+                f"language codes {seen[norm]!r} and {raw!r} both mean {norm!r}; write one",
+                file=spec.name,
+                record="lang",
+            )
     return df.get_column("lang").replace(mapping)
 
 
