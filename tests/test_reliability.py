@@ -479,3 +479,21 @@ def test_read_only_targets_of_every_stage(
                 r = CliRunner().invoke(main, args)
                 assert r.exit_code == 2, (args, r.output, r.exception)
                 assert "Traceback" not in r.output and str(folder) in r.output, r.output
+
+
+def test_overwrite_replaces_a_file_or_a_link_whole(tmp_path: Path) -> None:
+    for make in (lambda p: p.write_text("old file"), lambda p: p.symlink_to(tmp_path)):
+        out = tmp_path / "out"
+        _remove_any(out)
+        make(out)
+        with atomic_dir(out, overwrite=True) as tmp:
+            (tmp / "new").write_text("x")
+        assert out.is_dir() and not out.is_symlink() and [p.name for p in out.iterdir()] == ["new"]
+        assert _leftovers(tmp_path) == []
+
+
+def _remove_any(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()

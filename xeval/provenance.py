@@ -132,6 +132,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def _remove(path: Path) -> None:
+    """Delete a file, a link or a folder tree; nothing if it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -158,7 +167,7 @@ def clean_stale(path: Path) -> list[Path]:
     if old.exists() and not path.exists():
         os.replace(old, path)
     elif old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return removed
 
 
@@ -209,10 +218,10 @@ def _commit(tmp: Path, path: Path, overwrite: bool) -> None:
         if not overwrite:
             raise XevalError("exists; pass --overwrite to replace it", file=path)
         old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
         os.replace(path, old)
         os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     else:
         os.rename(tmp, path)
 
