@@ -16,6 +16,7 @@ retrieval settings (mono / cross / multi) are views derived from them, see
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,46 @@ import polars as pl
 from xeval.errors import XevalError
 from xeval.metrics.trec import write_trec_qrels
 from xeval.provenance import atomic_dir, provenance
-from xeval.tables import CORPUS, QRELS, QUERIES, TableSpec, read_json, write_json
+from xeval.tables import CORPUS, QRELS, QUERIES, TableSpec, check_fields, read_json, write_json
 
 FORMAT_VERSION = 1
+#: a language code after normalisation: subtags of letters and digits joined by ``_``
+#: (``-`` is the separator of setting names, so ``pt-BR`` is written ``pt_BR``)
+LANG_CODE = re.compile(r"[a-z0-9]{1,8}(?:_[A-Za-z0-9]{1,8})*")
+_RESERVED_LANGS = {"all"}  # the document language of multilingual settings
+
+
+def normalise_lang(code: str) -> str:
+    """Canonical form of a language code: trimmed, ``_`` between subtags, BCP 47 case.
+
+    >>> [normalise_lang(c) for c in (" EN ", "pt-br", "zh_hant_tw")]
+    ['en', 'pt_BR', 'zh_Hant_TW']
+    """
+    parts = code.strip().replace("-", "_").split("_")
+    out = [parts[0].lower()]
+    for part in parts[1:]:
+        if len(part) == 2 and part.isalpha():
+            out.append(part.upper())  # region
+        elif len(part) == 4 and part.isalpha():
+            out.append(part.title())  # script
+        else:
+            out.append(part.lower())
+    return "_".join(out)
+
+
+def check_lang(code: object, where: str | Path | None = None, record: object = None) -> str:
+    """Normalise ``code`` and refuse what could make setting names or paths ambiguous."""
+    if not isinstance(code, str):
+        raise XevalError(f"language code must be a string, got {code!r}", file=where, record=record)
+    norm = normalise_lang(code)
+    if not LANG_CODE.fullmatch(norm) or norm in _RESERVED_LANGS:
+        raise XevalError(
+            f"invalid language code {code!r}: use letters and digits, subtags joined by "
+            "'_' (e.g. en, pt_BR); 'all' is reserved",
+            file=where,
+            record=record,
+        )
+    return norm
 
 
 def table_digest(df: pl.DataFrame) -> str:
@@ -118,7 +156,7 @@ class Benchmark:
                 raise XevalError(f"{name} record {empty[key][0]!r} has empty text", file=where)
         declared = self.manifest.get("languages")
         if declared:
-            undeclared = sorted(set(self.languages) - set(declared))
+            undeclared = sorted(set(self.languages) - {check_lang(x, where) for x in declared})
             if undeclared:
                 raise XevalError(f"languages {undeclared} are used but not declared", file=where)
         dq = self.qrels.join(self.queries, on="query_id", how="anti")
@@ -134,6 +172,8 @@ class Benchmark:
             )
         if self.queries.height == 0 or self.corpus.height == 0:
             raise XevalError("benchmark has no queries or no documents", file=where)
+        if self.qrels.filter(pl.col("relevance") > 0).height == 0:
+            raise XevalError("benchmark has no relevant qrels", file=where)
 
     # ---- persistence --------------------------------------------------------------
     def save(self, out: str | Path, *, overwrite: bool = False) -> Path:
@@ -144,7 +184,9 @@ class Benchmark:
             "format_version": FORMAT_VERSION,
             **self.manifest,
             "name": self.name,
-            "languages": sorted(self.manifest.get("languages") or self.languages),
+            "languages": sorted(
+                {check_lang(x) for x in self.manifest.get("languages") or self.languages}
+            ),
             "counts": {
                 "queries": self.queries.height,
                 "documents": self.corpus.height,
@@ -152,6 +194,14 @@ class Benchmark:
                 "per_language": self.counts(),
             },
             "fingerprint": self.fingerprint,
+            "table_digests": {
+                t: table_digest(df)
+                for t, df in (
+                    ("corpus", self.corpus),
+                    ("queries", self.queries),
+                    ("qrels", self.qrels),
+                )
+            },
         }
         manifest = provenance(**manifest)
         with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -167,6 +217,8 @@ class Benchmark:
 
 def _conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     df = spec.validate(df)
+    if "lang" in df.columns:
+        df = df.with_columns(_normalised_langs(df, spec))
     # optional columns are kept only when they carry something (so formats round-trip)
     empty = [
         c
@@ -177,6 +229,29 @@ def _conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     return df.drop(empty)
 
 
+def _normalised_langs(df: pl.DataFrame, spec: TableSpec) -> pl.Series:
+    """The ``lang`` column in canonical form; an invalid code names its record."""
+    key = spec.key[0]
+    mapping = {}
+    for raw in df.get_column("lang").unique().to_list():
+        if raw is None or not raw.strip():
+            continue  # Benchmark.validate reports missing languages with the record
+        try:
+            mapping[raw] = check_lang(raw)
+        except XevalError as exc:
+            rec = df.filter(pl.col("lang") == raw).get_column(key)[0]
+            raise XevalError(exc.message, file=spec.name, record=f"{key} {rec!r}") from None
+    seen: dict[str, str] = {}
+    for raw, norm in sorted(mapping.items()):
+        if seen.setdefault(norm, raw) != raw:
+            raise XevalError(
+                f"language codes {seen[norm]!r} and {raw!r} both mean {norm!r}; write one",
+                file=spec.name,
+                record="lang",
+            )
+    return df.get_column("lang").replace(mapping)
+
+
 def _default_card(manifest: dict[str, Any]) -> str:
     lines = [f"# {manifest['name']}", "", manifest.get("description", ""), ""]
     lines += ["| lang | queries | documents | qrels |", "|---|---|---|---|"]
@@ -185,23 +260,79 @@ def _default_card(manifest: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "name": str,
+    "languages": list,
+    "counts": dict,
+    "fingerprint": str,
+    "builder": str,
+    "sample": (dict, type(None)),
+    "source": dict,
+}
+# (path, size, mtime_ns) of the three tables -> their verified fingerprint
+_VERIFIED: dict[tuple[tuple[str, int, int], ...], str] = {}
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """``DIR/benchmark.json`` with its fields' JSON types checked."""
+    mpath = path / "benchmark.json"
+    manifest = read_json(
+        mpath, missing="not a benchmark directory (no benchmark.json)", expect=dict
+    )
+    check_fields(manifest, _MANIFEST_FIELDS, mpath)
+    for i, lang in enumerate(manifest.get("languages") or []):
+        check_lang(lang, mpath, f"languages[{i}]")
+    return manifest
+
+
+def _verify_fingerprint(bench: Benchmark, path: Path) -> None:
+    """Refuse tables whose content no longer matches the manifest's fingerprint."""
+    expected = bench.manifest.get("fingerprint")
+    if expected is None:
+        raise XevalError("no fingerprint", file=path / "benchmark.json", record="fingerprint")
+    stats = []
+    for t in (CORPUS, QUERIES, QRELS):
+        st = (path / f"{t.name}.parquet").stat()
+        stats.append((str((path / f"{t.name}.parquet").resolve()), st.st_size, st.st_mtime_ns))
+    key = tuple(stats)
+    if _VERIFIED.get(key) == expected:
+        return
+    if bench.fingerprint != expected:
+        digests = bench.manifest.get("table_digests") or {}
+        changed = [
+            f"{t.name}.parquet"
+            for t, df in ((CORPUS, bench.corpus), (QUERIES, bench.queries), (QRELS, bench.qrels))
+            if digests.get(t.name) != table_digest(df)
+        ]
+        raise XevalError(
+            f"tables changed since the benchmark was built ({', '.join(changed) or 'a table'} "
+            "no longer matches benchmark.json's fingerprint); rebuild it",
+            file=path / (changed[0] if len(changed) == 1 else "benchmark.json"),
+        )
+    _VERIFIED[key] = expected
+
+
 def load_benchmark(path: str | Path, *, validate: bool = True) -> Benchmark:
-    """Load and validate a benchmark directory written by :meth:`Benchmark.save`."""
+    """Load a benchmark directory written by :meth:`Benchmark.save`.
+
+    With ``validate`` (the default) the tables are checked against the manifest's
+    content fingerprint (once per file version) and for consistency.
+    """
     path = Path(path)
     if not path.is_dir():
         raise XevalError(f"benchmark directory {path} does not exist")
-    manifest = read_json(
-        path / "benchmark.json", missing="not a benchmark directory (no benchmark.json)"
-    )
+    manifest = read_manifest(path)
     tables = {t.name: t.read(path / f"{t.name}.parquet") for t in (CORPUS, QUERIES, QRELS)}
     card_path = path / "README.md"
     bench = Benchmark(
         name=manifest.get("name", path.name),
         manifest=manifest,
-        card=card_path.read_text(encoding="utf-8") if card_path.exists() else "",
+        card=card_path.read_text(encoding="utf-8") if card_path.is_file() else "",
         path=path,
         **tables,
     )
     if validate:
+        _verify_fingerprint(bench, path)
         bench.validate(path)
     return bench
