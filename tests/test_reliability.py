@@ -315,10 +315,10 @@ def _two_langs(a: str, b: str) -> Benchmark:
 
 
 def test_setting_names_are_unambiguous() -> None:
-    first = {s.name for s in enumerate_settings(_two_langs("a-b", "c"))}
-    second = {s.name for s in enumerate_settings(_two_langs("a", "b-c"))}
-    assert "cross-a_b-c" in first and "cross-a-b_c" in second
-    assert not first & second - {"mono-c", "mono-a", "multi-a", "multi-c"}
+    first = {s.name for s in enumerate_settings(_two_langs("ab-cd", "ef"))}
+    second = {s.name for s in enumerate_settings(_two_langs("ab", "cd-ef"))}
+    assert "cross-ab_CD-ef" in first and "cross-ab-cd_EF" in second
+    assert not first & second
     assert enumerate_settings(_two_langs("EN", " de"))[0].name == "mono-de"
 
 
@@ -329,7 +329,7 @@ def test_two_spellings_of_one_language_are_refused() -> None:
 
 def test_language_with_a_path_names_its_record() -> None:
     with pytest.raises(XevalError, match=r"record doc_id 'd1'.*invalid language code '\.\./a'"):
-        _two_langs("../a", "b")
+        _two_langs("../a", "bb")
 
 
 # ---- writers: exclusive, atomic, no leftovers ----------------------------------------------

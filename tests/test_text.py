@@ -51,16 +51,16 @@ def test_stopwords_are_package_data_read_lazily() -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("de", "de"), (" EN ", "en"), ("pt-BR", "pt_br"), ("zh_Hans", "zh_hans"), ("fil", "fil")],
+    [("de", "de"), (" EN ", "en"), ("pt-BR", "pt_BR"), ("zh_hans", "zh_Hans"), ("fil", "fil")],
 )
 def test_language_code_rule(given: str, expected: str) -> None:
-    assert T.normalise_lang_code(given, file="f", record=1) == expected
+    assert T.check_lang(given, "f", 1) == expected
 
 
 @pytest.mark.parametrize("bad", ["", "e", "../en", "en/x", "de\\x", "a b", "english", "é", 3, None])
 def test_bad_language_codes_name_file_and_record(bad: object) -> None:
     with pytest.raises(XevalError, match="language code") as e:
-        T.normalise_lang_code(bad, file="corpus.jsonl", record="line 4")
+        T.check_lang(bad, "corpus.jsonl", "line 4")
     assert e.value.file == "corpus.jsonl" and e.value.record == "line 4"
 
 

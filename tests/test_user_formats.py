@@ -200,7 +200,7 @@ def test_language_codes_are_normalised(tmp_path: Path) -> None:
         {"unit_id": "a", "lang": "pt-BR", "query": "q2", "passage": "p2"},
     ]
     b = build("parallel-jsonl", _parallel(tmp_path, recs))
-    assert sorted(b.queries["lang"].unique()) == ["en", "pt_br"]
+    assert sorted(b.queries["lang"].unique()) == ["en", "pt_BR"]
     recs.append({"unit_id": "a", "lang": "en", "query": "q3", "passage": "p3"})
     with pytest.raises(XevalError, match="language 'en' twice") as e:
         build("parallel-jsonl", _parallel(tmp_path, recs))
@@ -228,7 +228,7 @@ def test_settings_names_stay_unambiguous(tmp_path: Path) -> None:
         build("parallel-jsonl", _parallel(tmp_path, recs))
     recs[0]["lang"] = "ab-cd"
     b = build("parallel-jsonl", _parallel(tmp_path, recs))
-    assert sorted(b.queries["lang"].unique()) == ["ab", "ab_cd"]
+    assert sorted(b.queries["lang"].unique()) == ["ab", "ab_CD"]
 
 
 @pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\x1c"])

@@ -16,7 +16,6 @@ retrieval settings (mono / cross / multi) are views derived from them, see
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,45 +26,9 @@ from xeval.errors import XevalError
 from xeval.metrics.trec import write_trec_qrels
 from xeval.provenance import atomic_dir, provenance
 from xeval.tables import CORPUS, QRELS, QUERIES, TableSpec, check_fields, read_json, write_json
+from xeval.text.lang import check_lang
 
 FORMAT_VERSION = 1
-#: a language code after normalisation: subtags of letters and digits joined by ``_``
-#: (``-`` is the separator of setting names, so ``pt-BR`` is written ``pt_BR``)
-LANG_CODE = re.compile(r"[a-z0-9]{1,8}(?:_[A-Za-z0-9]{1,8})*")
-_RESERVED_LANGS = {"all"}  # the document language of multilingual settings
-
-
-def normalise_lang(code: str) -> str:
-    """Canonical form of a language code: trimmed, ``_`` between subtags, BCP 47 case.
-
-    >>> [normalise_lang(c) for c in (" EN ", "pt-br", "zh_hant_tw")]
-    ['en', 'pt_BR', 'zh_Hant_TW']
-    """
-    parts = code.strip().replace("-", "_").split("_")
-    out = [parts[0].lower()]
-    for part in parts[1:]:
-        if len(part) == 2 and part.isalpha():
-            out.append(part.upper())  # region
-        elif len(part) == 4 and part.isalpha():
-            out.append(part.title())  # script
-        else:
-            out.append(part.lower())
-    return "_".join(out)
-
-
-def check_lang(code: object, where: str | Path | None = None, record: object = None) -> str:
-    """Normalise ``code`` and refuse what could make setting names or paths ambiguous."""
-    if not isinstance(code, str):
-        raise XevalError(f"language code must be a string, got {code!r}", file=where, record=record)
-    norm = normalise_lang(code)
-    if not LANG_CODE.fullmatch(norm) or norm in _RESERVED_LANGS:
-        raise XevalError(
-            f"invalid language code {code!r}: use letters and digits, subtags joined by "
-            "'_' (e.g. en, pt_BR); 'all' is reserved",
-            file=where,
-            record=record,
-        )
-    return norm
 
 
 def table_digest(df: pl.DataFrame) -> str:

@@ -11,7 +11,13 @@
 from __future__ import annotations
 
 from xeval.text.dedup import dedup_key, dedupe, same_text
-from xeval.text.lang import keep_translation, looks_english, normalise_lang_code, stopwords
+from xeval.text.lang import (
+    check_lang,
+    keep_translation,
+    looks_english,
+    normalise_lang,
+    stopwords,
+)
 from xeval.text.length import bound_length
 from xeval.text.normalize import normalise
 from xeval.text.scripts import base_lang, expected_scripts, in_expected_script, script_share
@@ -19,6 +25,7 @@ from xeval.text.scripts import base_lang, expected_scripts, in_expected_script, 
 __all__ = [
     "base_lang",
     "bound_length",
+    "check_lang",
     "dedup_key",
     "dedupe",
     "expected_scripts",
@@ -26,7 +33,7 @@ __all__ = [
     "keep_translation",
     "looks_english",
     "normalise",
-    "normalise_lang_code",
+    "normalise_lang",
     "same_text",
     "script_share",
     "stopwords",

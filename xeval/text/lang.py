@@ -16,7 +16,6 @@ from xeval.text.scripts import LATIN, base_lang, expected_scripts, in_expected_s
 _WORD = re.compile(r"[^\W\d_]+")
 # one rule for user-given codes: lower case, subtags joined by "_", so no code holds "-"
 # (setting names join languages with "-") or a path separator
-_LANG_CODE = re.compile(r"[a-z]{2,3}(_[a-z0-9]{2,8})*")
 
 
 @functools.cache
@@ -75,21 +74,40 @@ def keep_translation(
     return True, "ok"
 
 
-def normalise_lang_code(code: object, *, file: str | Path, record: object) -> str:
-    """A user-given language code in its one accepted form, else :class:`XevalError`.
+#: a language code after normalisation: subtags of letters and digits joined by ``_``
+#: (``-`` is the separator of setting names, so ``pt-BR`` is written ``pt_BR``)
+LANG_CODE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z0-9]{2,8})*")
+_RESERVED_LANGS = {"all"}  # the document language of multilingual settings
 
-    Rule: surrounding whitespace dropped, lower case, ``-`` written ``_``; then 2-3
-    letters, optionally followed by ``_`` subtags of 2-8 letters or digits
-    (``" pt-BR "`` -> ``"pt_br"``). No path separators, spaces or dashes remain.
+
+def normalise_lang(code: str) -> str:
+    """Canonical form of a language code: trimmed, ``_`` between subtags, BCP 47 case.
+
+    >>> [normalise_lang(c) for c in (" EN ", "pt-br", "zh_hant_tw")]
+    ['en', 'pt_BR', 'zh_Hant_TW']
     """
+    parts = code.strip().replace("-", "_").split("_")
+    out = [parts[0].lower()]
+    for part in parts[1:]:
+        if len(part) == 2 and part.isalpha():
+            out.append(part.upper())  # region
+        elif len(part) == 4 and part.isalpha():
+            out.append(part.title())  # script
+        else:
+            out.append(part.lower())
+    return "_".join(out)
+
+
+def check_lang(code: object, where: str | Path | None = None, record: object = None) -> str:
+    """Normalise ``code`` and refuse what could make setting names or paths ambiguous."""
     if not isinstance(code, str):
-        raise XevalError(f"language code must be a string, got {code!r}", file=file, record=record)
-    norm = code.strip().lower().replace("-", "_")
-    if not _LANG_CODE.fullmatch(norm):
+        raise XevalError(f"language code must be a string, got {code!r}", file=where, record=record)
+    norm = normalise_lang(code)
+    if not LANG_CODE.fullmatch(norm) or norm in _RESERVED_LANGS:
         raise XevalError(
-            f"bad language code {code!r}: expected 2-3 letters and optional _subtags "
-            "(e.g. 'de', 'pt_br', 'zh_hans')",
-            file=file,
+            f"invalid language code {code!r}: use letters and digits, subtags joined by "
+            "'_' (e.g. en, pt_BR); 'all' is reserved",
+            file=where,
             record=record,
         )
     return norm

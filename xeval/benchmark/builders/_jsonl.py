@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from xeval.errors import XevalError
-from xeval.text import normalise_lang_code
+from xeval.text import check_lang
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -65,6 +65,6 @@ def field(
 
 def lang_field(rec: dict[str, Any], path: Path, n: int, default: str | None = None) -> str:
     """The record's ``lang`` (or ``language``), else ``default``, in its one accepted form
-    (:func:`xeval.text.normalise_lang_code`)."""
+    (:func:`xeval.text.check_lang`)."""
     code = field(rec, ("lang", "language"), path, n, required=default is None) or default
-    return normalise_lang_code(code, file=path, record=f"line {n}")
+    return check_lang(code, path, f"line {n}")

@@ -6,7 +6,7 @@
 
 ``lang`` may also be spelled ``language``; records without one take ``--default-lang``
 if given, else the build stops naming the record. Language codes follow one rule
-(:func:`xeval.text.normalise_lang_code`): trimmed, lower case, ``-`` written ``_``.
+(:func:`xeval.text.check_lang`): trimmed, ``-`` written ``_``, BCP 47 case (``pt_BR``).
 Scores are whole numbers; a (query, document) pair given twice with different scores is
 refused.
 """
