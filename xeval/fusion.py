@@ -23,6 +23,7 @@ reported as unavailable rather than computed on the truncated run.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,7 +216,9 @@ def fuse_setting(
         Run.from_dict(_to_dict(f.filter(pl.col("query_id").is_in(keep)), rank_based), name=str(i))
         for i, f in enumerate(frames)
     ]
-    fused = fuse(runs, norm=cfg.normalisation, method=method, params=cfg.ranx_params())
+    with warnings.catch_warnings():  # numba's uint64 -> int64 cast notes inside ranx
+        warnings.simplefilter("ignore")
+        fused = fuse(runs, norm=cfg.normalisation, method=method, params=cfg.ranx_params())
     d = fused.to_dict()
     rows = [(q, doc, float(s)) for q, docs in d.items() for doc, s in docs.items()]
     df = pl.DataFrame(rows, schema=["query_id", "doc_id", "score"], orient="row")
