@@ -211,9 +211,9 @@ def fuse_setting(
     dropped = len(set.union(*sets) - common)
     if not common:
         return pl.DataFrame(schema=RUN_SCHEMA), dropped
-    keep = pl.Series(sorted(common), dtype=pl.String)
+    keep = pl.DataFrame({"query_id": sorted(common)}, schema={"query_id": pl.String})
     runs = [
-        Run.from_dict(_to_dict(f.filter(pl.col("query_id").is_in(keep)), rank_based), name=str(i))
+        Run.from_dict(_to_dict(f.join(keep, on="query_id", how="semi"), rank_based), name=str(i))
         for i, f in enumerate(frames)
     ]
     with warnings.catch_warnings():  # numba's uint64 -> int64 cast notes inside ranx
