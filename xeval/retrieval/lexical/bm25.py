@@ -65,7 +65,7 @@ class BM25Config:
     label: str = "bm25"
     overwrite: bool = False
     progress: bool = True
-    memory_mb: float = 256
+    memory_mb: float = 128
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -162,8 +162,11 @@ def top_and_ranks(
     kth = np.partition(scores, n - k, axis=1)[:, n - k]
     idx = np.empty((scores.shape[0], k), dtype=np.int64)
     for r in range(scores.shape[0]):
-        cand = np.flatnonzero(scores[r] >= kth[r])
-        idx[r] = cand[np.lexsort((cand, -scores[r, cand]))[:k]]
+        row = scores[r]
+        above = np.flatnonzero(row > kth[r])  # ascending column = tie order
+        above = above[np.lexsort((above, -row[above]))]
+        ties = np.flatnonzero(row == kth[r])[: k - len(above)]  # zero-score ties can be many
+        idx[r, : len(above)], idx[r, len(above) :] = above, ties
     ranks = np.empty(len(rel_rows), dtype=np.int64)
     cols = np.arange(n)[None, :]
     for s0 in range(0, len(rel_rows), max(1, scores.shape[0])):  # bound the pairs x docs block
