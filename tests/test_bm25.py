@@ -152,7 +152,8 @@ def test_cli_run_bm25(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, [*args, "-q", "--kind", "mono"])
     assert r.exit_code == 0, r.output
     assert "BM25, 3 settings" in r.output
-    assert json.loads((out / "run.json").read_text())["bm25"]["b"] == 0.75
+    info = json.loads((out / "run.json").read_text())
+    assert info["bm25"]["b"] == 0.75 and info["model"]["label"] == "bm25(k1=1.2,b=0.75)"
     bad = CliRunner().invoke(main, ["run", "--model", "bm25:k2=1", "-b", str(tiny_benchmark_dir),
                                     "-o", str(tmp_path / "x")])  # fmt: skip
     assert bad.exit_code == 2 and "bad BM25 parameter" in bad.output

@@ -285,7 +285,7 @@ def _run_json(
     }
     return provenance(
         model={
-            "name": "fusion",
+            "name": label,
             "label": label,
             "path": None,
             "fingerprint": sha256_text(json.dumps(fusion, sort_keys=True, default=str)),

@@ -62,10 +62,20 @@ class BM25Config:
     kinds: tuple[str, ...] = KINDS
     languages: tuple[str, ...] | None = None
     trec: bool = False  # also write runs/<setting>.trec
-    label: str = "bm25"
+    label: str | None = None  # default: bm25, with any non-default parameters
     overwrite: bool = False
     progress: bool = True
     memory_mb: float = 128
+
+    @property
+    def system(self) -> str:
+        """The system's name in reports: ``bm25`` or e.g. ``bm25(k1=1.2,b=0.75)``."""
+        if self.label:
+            return self.label
+        base = BM25Config.__dataclass_fields__
+        keys = ("k1", "b", "method", "stopwords")
+        changed = [f"{n}={getattr(self, n)}" for n in keys if getattr(self, n) != base[n].default]
+        return f"bm25({','.join(changed)})" if changed else "bm25"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -290,7 +300,7 @@ def _search_setting(
     run.write_parquet(tmp / "runs" / f"{s.name}.parquet")
     if cfg.trec:
         run.select(
-            "query_id", pl.lit("Q0"), "doc_id", "rank", "score", pl.lit(cfg.label)
+            "query_id", pl.lit("Q0"), "doc_id", "rank", "score", pl.lit(cfg.system)
         ).write_csv(
             tmp / "runs" / f"{s.name}.trec",
             separator=" ",
@@ -317,7 +327,7 @@ def _run_json(
     fingerprint = sha256_text("bm25", repr(sorted(params.items())), repr(libs), repr(analyzers),
                               repr(sorted(tok_sha.values())))  # fmt: skip
     return provenance(
-        model={"name": "bm25", "label": cfg.label, "path": None, "fingerprint": fingerprint},
+        model={"name": "bm25", "label": cfg.system, "path": None, "fingerprint": fingerprint},
         benchmark={
             "name": bench.name,
             "path": str(Path(benchmark_dir).resolve()),
