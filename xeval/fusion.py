@@ -46,6 +46,8 @@ METHODS: dict[str, tuple[str, str | None, bool]] = {
     "wsum": ("wsum", "min-max", False),
 }
 NORMS = ("min-max", "max", "sum", "zmuv", "rank")
+BATCH_ROWS = 500_000
+_SEP = "\x1f"  # joins setting and query_id into one ranx query key
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,37 @@ class InputRun:
             raise XevalError("run.json has no 'benchmark' object", file=meta)
         names = info.get("settings") or sorted(p.stem for p in (path / "runs").glob("*.parquet"))
         return cls(path, info, list(names))
+
+    def n_rows(self, settings: list[str]) -> dict[str, int]:
+        """Run lines per setting (0 where unreadable: :meth:`frame` reports those)."""
+        try:
+            counts = self._scan(settings).group_by("setting").len().collect()
+        except Exception:  # polars raises several types for bad files
+            return dict.fromkeys(settings, 0)
+        return dict(zip(counts["setting"], counts["len"], strict=True))
+
+    def _scan(self, settings: list[str]) -> pl.LazyFrame:
+        paths = [self.path / "runs" / f"{s}.parquet" for s in settings]
+        return pl.scan_parquet(paths, include_file_paths="_path").with_columns(
+            setting=pl.col("_path").str.extract(r"([^/\\]+)\.parquet$")
+        )
+
+    def frames(self, settings: list[str]) -> pl.DataFrame:
+        """setting, query_id, doc_id, score of several settings (one scan when the files
+        are sound, else file by file so that the bad one is named)."""
+        try:
+            df = (
+                self._scan(settings)
+                .select("setting", pl.col("query_id", "doc_id").cast(pl.String),
+                        pl.col("score").cast(pl.Float64))
+                .collect()
+            )  # fmt: skip
+        except Exception:  # polars raises several types: find and name the bad file
+            df = pl.concat([self.frame(s).with_columns(setting=pl.lit(s)) for s in settings])
+        if df["score"].is_nan().any() or df["score"].is_null().any():
+            bad = df.filter(pl.col("score").is_nan() | pl.col("score").is_null())["setting"][0]
+            raise XevalError("NaN or missing scores", file=self.path / "runs" / f"{bad}.parquet")
+        return df
 
     def frame(self, setting: str) -> pl.DataFrame:
         """query_id, doc_id, score of one setting."""
@@ -219,8 +252,7 @@ def fuse_setting(
     with warnings.catch_warnings():  # numba's uint64 -> int64 cast notes inside ranx
         warnings.simplefilter("ignore")
         fused = fuse(runs, norm=cfg.normalisation, method=method, params=cfg.ranx_params())
-    d = fused.to_dict()
-    rows = [(q, doc, float(s)) for q, docs in d.items() for doc, s in docs.items()]
+    rows = [(q, doc, float(s)) for q, docs in fused.run.items() for doc, s in docs.items()]
     df = pl.DataFrame(rows, schema=["query_id", "doc_id", "score"], orient="row")
     df = _tie_order(df.cast({"query_id": pl.String, "doc_id": pl.String, "score": pl.Float64}))
     df = df.with_columns(rank=(pl.int_range(pl.len()).over("query_id") + 1).cast(pl.Int32))
@@ -248,14 +280,46 @@ def fuse_runs(
     n_dropped = 0
     with atomic_dir(out, overwrite=cfg.overwrite) as tmp:
         (tmp / "runs").mkdir()
-        for s in settings:
-            fused, dropped = fuse_setting([r.frame(s) for r in runs], cfg, k)
-            fused.write_parquet(tmp / "runs" / f"{s}.parquet")
-            n_dropped += dropped
+        for batch in _batches(runs, settings):
+            n_dropped += _fuse_batch(runs, batch, cfg, k, tmp / "runs")
         if n_dropped:
             notes.append(f"{n_dropped} (setting, query) pairs held by only some runs were dropped")
         write_json(tmp / "run.json", _run_json(runs, cfg, settings, k, notes))
     return FusionResult(out, cfg.method, cfg.normalisation, labels, settings, k, n_dropped, notes)
+
+
+def _batches(runs: list[InputRun], settings: list[str], rows: int = BATCH_ROWS):
+    """Settings grouped so that one ranx call fuses about ``rows`` run lines: ranx's
+    per-call cost (numba dispatch, typed containers) dominates for small settings."""
+    batch: list[str] = []
+    size = 0
+    sizes = runs[0].n_rows(settings)
+    for s in settings:
+        batch.append(s)
+        size += sizes.get(s, 0)
+        if size >= rows:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _fuse_batch(
+    runs: list[InputRun], batch: list[str], cfg: FusionConfig, k: int, folder: Path
+) -> int:
+    """Fuse several settings in one ranx call (query keys ``setting<SEP>query_id``)."""
+    key = pl.concat_str(pl.col("setting"), pl.lit(_SEP), pl.col("query_id"))
+    frames = [r.frames(batch).with_columns(query_id=key).drop("setting") for r in runs]
+    fused, dropped = fuse_setting(frames, cfg, k)
+    parts = fused.with_columns(
+        pl.col("query_id").str.split_exact(_SEP, 1).struct.rename_fields(["setting", "qid"])
+    ).unnest("query_id")
+    by_setting = parts.partition_by("setting", as_dict=True, include_key=False)
+    for s in batch:
+        part = by_setting.get((s,))
+        part = pl.DataFrame(schema=RUN_SCHEMA) if part is None else part.rename({"qid": "query_id"})
+        part.select(list(RUN_SCHEMA)).write_parquet(folder / f"{s}.parquet")
+    return dropped
 
 
 def _run_json(
