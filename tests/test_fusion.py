@@ -91,7 +91,7 @@ def test_fused_run_evaluates_without_exact_ranks(tiny_benchmark_dir: Path, tmp_p
     info = json.loads((tmp_path / "fused" / "run.json").read_text())
     assert info["exact_ranks"] is False and not (tmp_path / "fused" / "ranks").exists()
     assert info["fusion"]["method"] == "rrf" and len(info["fusion"]["inputs"]) == 2
-    assert info["model"]["label"] == info["model"]["name"] == "rrf(bm25+bm25-plain)"
+    assert info["model"]["label"] == info["model"]["name"] == "rrf(bm25+bm25)"
     assert (
         info["benchmark"]["fingerprint"]
         == json.loads((runs[0] / "run.json").read_text())["benchmark"]["fingerprint"]

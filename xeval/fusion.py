@@ -101,6 +101,12 @@ class InputRun:
         model = self.info.get("model") or {}
         return str(model.get("label") or model.get("name") or self.path.name)
 
+    @property
+    def short(self) -> str:
+        """The model's short name (for the fused run's default label)."""
+        model = self.info.get("model") or {}
+        return str(model.get("name") or model.get("label") or self.path.name)
+
     @classmethod
     def read(cls, path: str | Path) -> InputRun:
         path = Path(path)
@@ -337,7 +343,7 @@ def _run_json(
         }
         for r in runs
     ]
-    label = cfg.label or f"{cfg.method}({'+'.join(r.label for r in runs)})"
+    label = cfg.label or f"{cfg.method}({'+'.join(r.short for r in runs)})"
     fusion = {
         "method": cfg.method,
         "ranx_method": METHODS[cfg.method][0],
