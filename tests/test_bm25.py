@@ -64,8 +64,7 @@ def test_cjk_and_thai_are_cut_into_subword_pieces(tiny_model: Path, lang: str, t
     terms = a(text)
     assert a.scheme == "subword" and a.stemmer is None
     assert len(terms) >= 3, terms  # one unsplit run of characters would be one term
-    assert all(t and "\u2581" not in t for t in terms)
-    assert "".join(terms) in text.replace(" ", "") or len("".join(terms)) < len(text)
+    assert all(t and "\u2581" not in t and t in text for t in terms)
 
 
 def test_missing_subword_tokenizer_falls_back_to_bigrams(tmp_path: Path) -> None:
