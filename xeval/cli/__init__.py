@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "xeval.cli.evaluate:evaluate_cmd",
         "Score a run directory: MRR, Recall@k, nDCG, mAP, language bias.",
     ),
+    "fuse": (
+        "xeval.cli.fuse:fuse_cmd",
+        "Fuse runs of one benchmark (RRF, CombSUM, ...) into a new run.",
+    ),
     "compare": (
         "xeval.cli.compare:compare_cmd",
         "Significance tests between evaluated runs, with corrected p-values and reports.",

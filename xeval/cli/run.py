@@ -18,7 +18,8 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
     "-m",
     required=True,
     help="Model name (e.g. multilingual-e5-small, see `xeval models list`), a local "
-    "sentence-transformers folder, or a hub name (needs a network).",
+    "sentence-transformers folder, a hub name (needs a network), or bm25 (lexical "
+    "baseline; bm25:k1=1.2,b=0.75 sets its parameters).",
 )
 @click.option(
     "--benchmark",
@@ -121,6 +122,14 @@ def run_cmd(
     Example:
       xeval run --model multilingual-e5-small --benchmark bench/xquad-r --out runs/e5
     """
+    import json
+
+    from xeval.retrieval.lexical import is_bm25, run_bm25_spec  # BM25: --model bm25[:k1=..,b=..]
+
+    if is_bm25(model):  # BM25 (bm25s) writes the same run directory, ranks for every setting
+        click.echo(run_bm25_spec(model, benchmark, out, k=k, kinds=kinds or ("mono", "cross", "multi"),
+            languages=_split(languages), overwrite=overwrite, progress=not quiet).summary())  # fmt: skip
+        return
     from xeval.retrieval.run import run_benchmark
     from xeval.tables import read_json
 
