@@ -301,6 +301,30 @@ def _save_model(cfg: FinetuneConfig, model: Any, card: dict[str, Any]) -> dict[s
         )
 
 
+def _trainer(
+    cfg: FinetuneConfig, prep: Prepared, model: Any, evaluator: DevEval | None, extra: list
+) -> tuple[Any, Any]:
+    """sentence-transformers' trainer with the xeval sampler and callbacks; the dev curve."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from xeval.training.callbacks import DevCurve, SamplerEpoch, StopAfter
+
+    samplers: list = []
+    dev = DevCurve(evaluator, cfg.eval_steps) if evaluator else None
+    own = [SamplerEpoch(samplers), StopAfter(cfg.stop_after), *([dev] if dev else [])]
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=_training_args(cfg, prep, samplers),
+        train_dataset=training_columns(prep.pairs),
+        loss=MultipleNegativesRankingLoss(
+            model, scale=cfg.scale, gather_across_devices=cfg.gather_across_devices
+        ),
+        callbacks=own + extra,
+    )
+    return trainer, dev
+
+
 def _threads(cfg: FinetuneConfig) -> int:
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     return set_threads(cfg.threads or max(1, physical_cores() // local))
@@ -318,27 +342,12 @@ def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> FinetuneR
     if main:
         _start(cfg, prep)
     threads = _threads(cfg)
-    from sentence_transformers import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
     from xeval.models import model_info
-    from xeval.training.callbacks import DevCurve, SamplerEpoch, StopAfter
 
     evaluator = _dev_eval(cfg, prep.precision)
     base_info = model_info(cfg.model)
     model, frozen = _load(cfg, prep)
-    samplers: list = []
-    dev = DevCurve(evaluator, cfg.eval_steps) if evaluator else None
-    own = [SamplerEpoch(samplers), StopAfter(cfg.stop_after), *([dev] if dev else [])]
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=_training_args(cfg, prep, samplers),
-        train_dataset=training_columns(prep.pairs),
-        loss=MultipleNegativesRankingLoss(
-            model, scale=cfg.scale, gather_across_devices=cfg.gather_across_devices
-        ),
-        callbacks=own + list(callbacks or []),
-    )
+    trainer, dev = _trainer(cfg, prep, model, evaluator, list(callbacks or []))
     t_train = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(prep.resume.path) if prep.resume else None)
     facts = RunFacts(
