@@ -239,7 +239,7 @@ def step_times(a: argparse.Namespace) -> None:
     times: dict[str, list[float]] = {k: [] for k in variants}
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as d:
-        pairs, what = _pairs(Path(d))
+        pairs, what = (Path(a.pairs), f"pairs {Path(a.pairs).name}") if a.pairs else _pairs(Path(d))
         for r in range(a.repeats):
             order = list(variants) if r % 2 == 0 else list(reversed(variants))
             for name in order:
@@ -462,7 +462,8 @@ def main() -> None:
     s.add_argument("--repeats", type=int, default=2)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--max-length", type=int, default=128)
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--threads", type=int, default=None, help="default: physical cores")
+    s.add_argument("--pairs", default=None, help="a pairs file (default: build MLQA-R pairs)")
     c = sub.add_parser("compare")
     c.add_argument("--steps", type=int, default=30)
     c.add_argument("--batch-size", type=int, default=32)

@@ -1,8 +1,8 @@
 """Checkpoints of ``xeval finetune``: which one a ``--resume`` may trust.
 
 A checkpoint ``checkpoint-N`` is *good* when every file the trainer restores is present and
-intact: ``trainer_state.json`` (valid JSON, ``global_step`` N), the model weights (a
-complete safetensors file), every other JSON file, and ``optimizer.pt``, ``scheduler.pt``
+intact: ``trainer_state.json`` (valid JSON, ``global_step`` N), the model weights (complete
+safetensors files, shards and sub-modules included), every other JSON file, and ``optimizer.pt``, ``scheduler.pt``
 and the RNG states (``rng_state.pth``, or ``rng_state_R.pth`` per process), whose zip
 archives must pass their CRC checks. Without the RNG states a resumed run would not repeat
 an uninterrupted one, so a checkpoint lacking them is not good either.
@@ -49,6 +49,8 @@ def _safetensors_problem(path: Path) -> str | None:
     try:
         with path.open("rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
+            if n > path.stat().st_size:
+                return f"{path.name} truncated or damaged header"
             header: dict[str, Any] = json.loads(f.read(n))
         end = max(
             (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
@@ -78,15 +80,15 @@ def checkpoint_problems(folder: Path, world_size: int = 1) -> list[str]:
     )
     needed = ["trainer_state.json", "optimizer.pt", "scheduler.pt", *rng]
     problems = [f"{name} missing" for name in needed if not (folder / name).is_file()]
-    weights = [p for p in ("model.safetensors", "pytorch_model.bin") if (folder / p).is_file()]
-    if not weights:
+    tensors = sorted(folder.rglob("*.safetensors"))
+    if not tensors and not (folder / "pytorch_model.bin").is_file():
         problems.append("model weights missing")
     if problems:
         return problems
     for p in sorted(folder.rglob("*.json")):
         problems.append(_json_problem(p) or "")
-    if weights[0].endswith(".safetensors"):
-        problems.append(_safetensors_problem(folder / weights[0]) or "")
+    for p in tensors:
+        problems.append(_safetensors_problem(p) or "")
     for name in ["optimizer.pt", "scheduler.pt", *rng]:
         problems.append(_torch_zip_problem(folder / name) or "")
     problems = [p for p in problems if p]
