@@ -121,9 +121,8 @@ def run_cmd(
     Example:
       xeval run --model multilingual-e5-small --benchmark bench/xquad-r --out runs/e5
     """
-    import json
-
     from xeval.retrieval.run import run_benchmark
+    from xeval.tables import read_json
 
     path = run_benchmark(
         model, benchmark, out, k=k, backend=backend, batch_size=batch_size,
@@ -132,7 +131,7 @@ def run_cmd(
         device=device, cache_dir=cache_dir, use_cache=not no_cache, overwrite=overwrite,
         seed=seed, hnsw_threshold=hnsw_threshold, progress=not quiet,
     )  # fmt: skip
-    meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    meta = read_json(path / "run.json")
     enc = meta["encoding"]
     click.echo(
         f"wrote {path}: {len(meta['settings'])} settings, k={meta['k']}; encoded "

@@ -17,7 +17,6 @@ Vectors are stored as float32 (the precision the search uses; no rounding surpri
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import polars as pl
 
 from xeval.errors import XevalError
 from xeval.provenance import atomic_path, sha256_text, write_json
+from xeval.tables import read_json
 
 DTYPE = np.float32
 
@@ -60,10 +60,7 @@ class EmbeddingCache:
         f = self.folder / "meta.json"
         if not f.exists():
             return None
-        try:
-            meta = json.loads(f.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise XevalError(f"corrupt cache metadata: {exc}", file=f) from None
+        meta = read_json(f)
         if meta.get("fingerprint") != self.fingerprint or meta.get("prompt") != self.prompt:
             raise XevalError(
                 "cache folder belongs to another model or prompt (hash collision?)", file=f

@@ -24,8 +24,9 @@ import numpy as np
 import polars as pl
 
 from xeval.benchmark.schema import load_benchmark
-from xeval.benchmark.settings import KINDS, Setting, enumerate_settings
+from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
+from xeval.metrics.trec import write_trec_run
 from xeval.provenance import atomic_dir, provenance, write_json
 from xeval.retrieval.cache import EmbeddingCache, default_cache_root
 from xeval.retrieval.encode import (
@@ -44,13 +45,10 @@ from xeval.retrieval.search import (
     exact_search,
     tie_ranks,
 )
+from xeval.tables import KINDS, RANKS, RUN, TIE_RULE
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-TIE_RULE = "score descending, then doc_id descending"
-RUN_SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "score": pl.Float64, "rank": pl.Int32}
-RANKS_SCHEMA = {"query_id": pl.String, "doc_id": pl.String, "rank": pl.Int32}
 
 
 def _load(
@@ -86,15 +84,10 @@ def _write_run(top: TopK, qids: list[str], dids: np.ndarray, tmp: Path, name: st
             "score": top.scores.ravel().astype(np.float64),
             "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), nq),
         },
-        schema=RUN_SCHEMA,
+        schema=RUN.schema,
     )
     run.write_parquet(tmp / "runs" / f"{name}.parquet")
-    # Polars writes f64 in shortest round-trip form: the TREC file keeps exact scores
-    run.select(
-        "query_id", pl.lit("Q0").alias("q0"), "doc_id", "rank", "score", pl.lit(tag).alias("tag")
-    ).write_csv(
-        tmp / "runs" / f"{name}.trec", separator=" ", include_header=False, quote_style="never"
-    )
+    write_trec_run(run, tmp / "runs" / f"{name}.trec", tag, ranked=True)
     return run.height
 
 
@@ -258,7 +251,7 @@ def _search_setting(
         assert top.pair_ranks is not None
         pl.DataFrame(
             {"query_id": rel["query_id"], "doc_id": rel["doc_id"], "rank": top.pair_ranks},
-            schema=RANKS_SCHEMA,
+            schema=RANKS.columns,
         ).sort("query_id", "rank").write_parquet(tmp / "ranks" / f"{s.name}.parquet")
         used = "exact"
     else:
