@@ -170,8 +170,13 @@ def _flip(p: Path) -> None:
     p.write_bytes(bytes(b))
 
 
+def _head(p: Path) -> None:
+    p.write_bytes(b"\xff" * 8 + p.read_bytes()[8:])
+
+
 DAMAGE = {
     "weights truncated": (lambda c: _truncate(c / "model.safetensors"), "model.safetensors"),
+    "weights header damaged": (lambda c: _head(c / "model.safetensors"), "model.safetensors"),
     "optimizer truncated": (lambda c: _truncate(c / "optimizer.pt"), "optimizer.pt"),
     "optimizer bit flip": (lambda c: _flip(c / "optimizer.pt"), "optimizer.pt"),
     "state not JSON": (lambda c: (c / "trainer_state.json").write_text("{"), "trainer_state"),

@@ -1,4 +1,4 @@
-"""``xeval pairs`` and ``xeval finetune``: training pairs and hybrid-batch fine-tuning."""
+"""``xeval finetune``: hybrid-batch fine-tuning (options parsed here, work in xeval.training)."""
 
 from __future__ import annotations
 
