@@ -129,7 +129,7 @@ import click
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Torch threads per process. Default: physical cores / processes.",
+    help="Torch threads per process. Default: $OMP_NUM_THREADS, else physical cores / processes.",
 )
 @click.option(
     "--eval-benchmark",

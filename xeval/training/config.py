@@ -70,7 +70,7 @@ class FinetuneConfig:
     progress: bool = True
     device: str | None = None
     dtype: str = "auto"  # auto | fp32 | bf16 (see xeval.precision)
-    threads: int | None = None  # torch threads per process; None: physical cores / processes
+    threads: int | None = None  # per process; None: $OMP_NUM_THREADS, else physical cores
     eval_benchmark: str | None = None
     eval_steps: int | None = None
     eval_queries: int | None = 200

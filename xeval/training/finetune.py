@@ -34,7 +34,7 @@ from typing import Any
 import polars as pl
 
 from xeval.errors import XevalError
-from xeval.precision import Precision, default_device, physical_cores, resolve_dtype, set_threads
+from xeval.precision import Precision, default_device, default_threads, resolve_dtype, set_threads
 from xeval.provenance import atomic_dir, provenance, write_json
 from xeval.training.card import RunFacts, training_card
 from xeval.training.checkpoints import (
@@ -327,7 +327,7 @@ def _trainer(
 
 def _threads(cfg: FinetuneConfig) -> int:
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return set_threads(cfg.threads or max(1, physical_cores() // local))
+    return set_threads(cfg.threads or default_threads(local))
 
 
 def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> FinetuneResult:
