@@ -330,7 +330,7 @@ def test_finetune_writes_loadable_model_and_card(
             eval_benchmark=str(tiny_benchmark_dir),
             allow_overlap=True,
         )
-    )
+    ).card
     m = SentenceTransformer(str(out / "model"))
     assert m.prompts["query"] == "query: " and m.prompts["passage"] == "passage: "
     disk = json.loads((out / "xeval-train.json").read_text())
@@ -355,10 +355,10 @@ def test_resume_equals_uninterrupted_run(tmp_path, tiny_model, tiny_pairs) -> No
     from xeval.training.finetune import finetune
 
     kw = dict(max_steps=16)  # 54 pairs / batch 4 -> 13 batches an epoch
-    a = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "a", **kw))
-    part = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "b", stop_after=14, **kw))
+    a = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "a", **kw)).card
+    part = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "b", stop_after=14, **kw)).card
     assert part["status"] == "stopped at step 14" and not (tmp_path / "b" / "model").exists()
-    b = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "b", resume=True, **kw))
+    b = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "b", resume=True, **kw)).card
     assert b["training"]["resumed_from"].endswith("checkpoint-14")
     assert b["training"]["steps_this_call"] == 2
     assert [r["loss"] for r in a["training"]["log"]] == [r["loss"] for r in b["training"]["log"]]

@@ -1,9 +1,7 @@
-"""``xeval pairs`` and ``xeval finetune``: training pairs and hybrid-batch fine-tuning."""
+"""``xeval finetune``: hybrid-batch fine-tuning (options parsed here, work in xeval.training)."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import click
@@ -120,6 +118,20 @@ import click
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, ... Default: the best available.")
 @click.option(
+    "--dtype",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="Compute precision: bf16 mixed precision (autocast, fp32 weights) or fp32; auto = "
+    "bf16 where the CPU (AVX512-BF16/AMX) or GPU supports it natively.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads per process. Default: $OMP_NUM_THREADS, else physical cores / processes.",
+)
+@click.option(
     "--eval-benchmark",
     type=click.Path(path_type=Path),
     default=None,
@@ -189,17 +201,6 @@ def finetune_cmd(**kw: object) -> None:
         eval_queries=kw.pop("eval_queries") or None,  # type: ignore[arg-type]
         **kw,  # type: ignore[arg-type]
     )
-    card = finetune(cfg)
-    if int(os.environ.get("RANK", "0") or 0) != 0:
-        return  # several processes: rank 0 reports
-    t = card["training"]
-    if "model" in card:
-        click.echo(
-            f"{card['model']['path']}: {t['global_step']} steps, "
-            f"{t['pairs_per_second']} pairs/s, loss {t['train_loss']:.4f}, "
-            f"{card['wall_seconds']:.0f} s in all; card {Path(cfg.out) / 'xeval-train.json'}"
-        )
-    else:
-        click.echo(f"{card['status']}: continue with the same command and --resume")
-    if card.get("evaluation"):
-        click.echo(json.dumps(card["evaluation"]["history"][-1]))
+    result = finetune(cfg)
+    if result.is_main:  # several processes: one reports
+        click.echo(result.summary())

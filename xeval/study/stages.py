@@ -119,10 +119,10 @@ def _finetune_config(plan: Plan, pairs: Path, out: Path, **over: Any) -> Any:
     t = plan.training
     names = {f.name for f in dataclasses.fields(FinetuneConfig)}
     extra: dict[str, Any] = {}
-    if t.precision != "fp32":
-        if "dtype" not in names:
-            raise XevalError(f"precision {t.precision!r}: this build's fine-tuner has no dtype")
+    if "dtype" in names:
         extra["dtype"] = t.precision
+    elif t.precision != "fp32":
+        raise XevalError(f"precision {t.precision!r}: this build's fine-tuner has no dtype")
     resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
     cfg = dict(
         model=plan.base_model,
@@ -175,7 +175,7 @@ def finetune(plan: Plan, pairs: Path, out: Path, **over: Any) -> TrainOutput:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     else:
         cfg = _finetune_config(plan, pairs, out, **over)
-        card = _finetune(cfg)
+        card = _finetune(cfg).card
         if card.get("status") != "finished":
             raise XevalError(f"fine-tune stopped early: {card.get('status')}", file=out)
     loss, dev = _curves(card)
