@@ -1,7 +1,16 @@
-"""Benchmark ``xeval finetune``: sampler overhead vs sentence-transformers, and two processes.
+"""Benchmark ``xeval finetune``: step time vs a plain PyTorch loop, sampler, two processes.
 
+    python benchmarks/bench_finetune.py steps [--model multilingual-e5-small] [--warmup 3]
+        [--timed 6] [--repeats 2] [--batch-size 32] [--max-length 128] [--threads N]
     python benchmarks/bench_finetune.py compare [--steps 30] [--batch-size 32] [--repeats 3]
     python benchmarks/bench_finetune.py ddp [--steps 6] [--batch-size 16]
+
+``steps`` times, in one process and interleaved, four variants on the same model, pairs,
+batches (the xeval hybrid plan), batch size, max length and frozen word embeddings:
+``xeval finetune`` in fp32 and in bf16, and a plain PyTorch loop (tokenize, two forward
+passes, MultipleNegativesRankingLoss, AdamW, clipping, linear schedule) in fp32 and bf16
+autocast. Each run trains warm-up + timed steps; the timed steps give the per-step time.
+It prints min / median seconds per step and the ratios the issue asks for.
 
 ``compare`` trains the tiny test model on MLQA-R pairs (synthetic pairs when
 ../shared/data is absent) with identical training arguments twice over, once with the
@@ -15,6 +24,7 @@ each step's two batches in one mode). Results are printed as Markdown.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -25,6 +35,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # benchmark this checkout, not an installed copy
 
 
 def _pairs(tmp: Path) -> tuple[Path, str]:
@@ -129,6 +140,141 @@ def _sampler_epoch(pairs: Path, bs: int) -> dict[str, float]:
     }
 
 
+# ---- step time: xeval finetune vs a plain PyTorch loop --------------------------------------------
+def _plain_loop(model_name: str, pairs: Path, a: argparse.Namespace, dtype: str) -> list[float]:
+    """Seconds per step of a hand-written loop over the batches xeval would train on."""
+    import torch
+
+    from xeval.models import load_model
+    from xeval.precision import resolve_dtype
+    from xeval.training.finetune import freeze_word_embeddings
+    from xeval.training.pairs import load_pairs
+    from xeval.training.sampler import BatchPlan, PairMeta
+
+    df = load_pairs(pairs)
+    plan = BatchPlan(PairMeta.from_pairs(df), a.batch_size, "hybrid", 0.5, seed=0).epoch(0)
+    queries, passages = df["query"].to_list(), df["passage"].to_list()
+    prec = resolve_dtype(dtype, "cpu")
+    model = load_model(model_name, device="cpu")
+    model.max_seq_length = a.max_length
+    freeze_word_embeddings(model)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=3e-5, weight_decay=0.01)
+    steps = a.warmup + a.timed
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / steps))
+    times = []
+    for _, _, rows in plan[:steps]:
+        t = time.perf_counter()
+        feats = [
+            model.preprocess([prompt + texts[i] for i in rows])
+            for prompt, texts in (("query: ", queries), ("passage: ", passages))
+        ]
+        with prec.autocast():
+            q, p = (model(f)["sentence_embedding"] for f in feats)
+            sim = (
+                torch.nn.functional.normalize(q, dim=-1)
+                @ torch.nn.functional.normalize(p, dim=-1).T
+            )
+            loss = torch.nn.functional.cross_entropy(20.0 * sim.float(), torch.arange(len(rows)))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t)
+    return times[a.warmup :]
+
+
+def _xeval_run(model_name: str, pairs: Path, a: argparse.Namespace, dtype: str) -> list[float]:
+    """Seconds per step of ``xeval finetune`` (the library call the command makes)."""
+    from transformers import TrainerCallback
+
+    from xeval.training.finetune import FinetuneConfig, finetune
+
+    ends: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            ends.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kw):
+            ends.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = FinetuneConfig(
+            model=model_name,
+            pairs=str(pairs),
+            out=out,
+            batch_size=a.batch_size,
+            max_steps=a.warmup + a.timed,
+            max_length=a.max_length,
+            freeze_embeddings=True,
+            save_steps=10**6,
+            logging_steps=10**6,
+            progress=False,
+            device="cpu",
+            dtype=dtype,
+            threads=a.threads,
+            overwrite=True,
+        )
+        finetune(cfg, callbacks=[Clock()])
+    steps = [b - e for e, b in itertools.pairwise(ends)]
+    return steps[a.warmup :]
+
+
+def step_times(a: argparse.Namespace) -> None:
+    import torch
+
+    from xeval.precision import physical_cores, resolve_dtype
+
+    a.threads = a.threads or physical_cores()
+    torch.set_num_threads(a.threads)
+    variants = {
+        "xeval finetune fp32": lambda m, p: _xeval_run(m, p, a, "fp32"),
+        "xeval finetune bf16": lambda m, p: _xeval_run(m, p, a, "bf16"),
+        "plain loop fp32": lambda m, p: _plain_loop(m, p, a, "fp32"),
+        "plain loop bf16": lambda m, p: _plain_loop(m, p, a, "bf16"),
+    }
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    load = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory() as d:
+        pairs, what = (Path(a.pairs), f"pairs {Path(a.pairs).name}") if a.pairs else _pairs(Path(d))
+        for r in range(a.repeats):
+            order = list(variants) if r % 2 == 0 else list(reversed(variants))
+            for name in order:
+                times[name] += variants[name](a.model, pairs)
+                torch.set_num_threads(a.threads)
+                load.append(os.getloadavg()[0])
+    _print_steps(a, what, times, load, resolve_dtype("auto", "cpu").summary())
+
+
+def _print_steps(a, what: str, times: dict[str, list[float]], load: list[float], auto: str):
+    med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
+    print(
+        f"\n### Step time: {a.model}, {what}, batch {a.batch_size}, max length {a.max_length}, "
+        f"frozen word embeddings, {a.warmup} warm-up + {a.timed} timed steps x {a.repeats} "
+        f"interleaved repeats, torch threads {a.threads}, load {min(load):.1f}-{max(load):.1f}; "
+        f"--dtype auto here: {auto}\n"
+    )
+    print("| variant | s/step min | s/step median | timed steps |")
+    print("|---|---|---|---|")
+    for k, v in times.items():
+        print(f"| {k} | {low[k]:.2f} | {med[k]:.2f} | {len(v)} |")
+    x32, x16 = "xeval finetune fp32", "xeval finetune bf16"
+    p32, p16 = "plain loop fp32", "plain loop bf16"
+    print("\n| ratio | min | median | target |")
+    print("|---|---|---|---|")
+    for label, num, den, target in (
+        ("xeval bf16 / xeval fp32", x16, x32, "<= 0.75"),
+        ("xeval bf16 / plain bf16 (overhead)", x16, p16, "<= 1.15"),
+        ("xeval fp32 / plain fp32 (overhead)", x32, p32, "-"),
+        ("plain bf16 / plain fp32", p16, p32, "-"),
+    ):
+        print(f"| {label} | {low[num] / low[den]:.3f} | {med[num] / med[den]:.3f} | {target} |")
+
+
 def compare(a: argparse.Namespace) -> None:
     import torch
 
@@ -204,7 +350,7 @@ def ddp_worker(a: argparse.Namespace) -> None:
         overwrite=True,
     )
     t = time.perf_counter()
-    card = finetune(cfg)
+    card = finetune(cfg).card
     rank = int(os.environ["RANK"])
     Path(a.out).parent.joinpath(f"rank{rank}.json").write_text(
         json.dumps(
@@ -309,6 +455,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("steps")
+    s.add_argument("--model", default="multilingual-e5-small")
+    s.add_argument("--warmup", type=int, default=3)
+    s.add_argument("--timed", type=int, default=6)
+    s.add_argument("--repeats", type=int, default=2)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--max-length", type=int, default=128)
+    s.add_argument("--threads", type=int, default=None, help="default: physical cores")
+    s.add_argument("--pairs", default=None, help="a pairs file (default: build MLQA-R pairs)")
     c = sub.add_parser("compare")
     c.add_argument("--steps", type=int, default=30)
     c.add_argument("--batch-size", type=int, default=32)
@@ -323,7 +478,7 @@ def main() -> None:
     w.add_argument("--steps", type=int, default=6)
     w.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args()
-    {"compare": compare, "ddp": ddp, "ddp-worker": ddp_worker}[a.cmd](a)
+    {"steps": step_times, "compare": compare, "ddp": ddp, "ddp-worker": ddp_worker}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,16 @@ def test_settings_bad_requests() -> None:
         enumerate_settings(b, languages=["en", "xx"])
     only = enumerate_settings(b, kinds=["cross"], languages=["en", "de"])
     assert [s.name for s in only] == ["cross-de-en", "cross-en-de"]
+
+
+def test_demo_is_a_command_like_the_others(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from xeval.cli import main
+    from xeval.demo import DemoResult
+
+    r = CliRunner().invoke(main, ["demo", "--help"])
+    assert r.exit_code == 0 and "--sample-queries" in r.output
+    res = DemoResult(tmp_path / "b", tmp_path / "r", "tiny", "TABLE", 3.2)
+    text = res.summary()
+    assert text.startswith("TABLE") and str(tmp_path / "r" / "eval") in text and "3 s" in text

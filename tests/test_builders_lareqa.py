@@ -144,3 +144,115 @@ def test_corpus_text_matches_source(shared_data: Path) -> None:
                     assert d["text"][0] == sent
                     return
     raise AssertionError("question not found")
+
+
+# ---- damaged sources ---------------------------------------------------------------------------
+def _para() -> dict:
+    return {
+        "context": "A b. C d.",
+        "sentences": ["A b.", "C d."],
+        "sentence_breaks": [[0, 4], [5, 9]],
+        "qas": [{"id": "q1", "question": "?", "answers": [{"answer_start": 5, "text": "C"}]}],
+    }
+
+
+def _set(path: tuple, value: object):
+    def edit(doc: dict) -> None:
+        *head, last = path
+        node = doc
+        for key in head:
+            node = node[key]
+        node[last] = value
+
+    return edit
+
+
+P0 = ("data", 0, "paragraphs", 0)
+Q0 = (*P0, "qas", 0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match", "record"),
+    [
+        (
+            _set((*P0, "sentences"), "A b. C d."),
+            "'sentences' must be list",
+            "data[0].paragraphs[0]",
+        ),
+        (_set((*Q0, "id"), 17), "'id' must be str", "data[0].paragraphs[0] question 17"),
+        (
+            _set((*Q0, "answers", 0, "answer_start"), 40),
+            "outside every sentence break",
+            "data[0].paragraphs[0] question 'q1'",
+        ),
+        (
+            _set((*Q0, "answers", 0, "answer_start"), "5"),
+            "'answer_start' must be int",
+            "data[0].paragraphs[0] question 'q1'",
+        ),
+        (_set((*Q0, "answers"), []), "no answer", "data[0].paragraphs[0] question 'q1'"),
+        (_set((*P0, "qas"), {"id": "q1"}), "'qas' must be list", "data[0].paragraphs[0]"),
+        (_set(("data", 0, "paragraphs"), "none"), "'paragraphs' must be list", "data[0]"),
+        (_set(("data", 0), ["x"]), "an article must be dict", "data[0]"),
+        (_set((*P0, "sentence_breaks", 1), [5]), "not \\[begin, end\\]", "sentences[1]"),
+        (_set((*P0, "sentences", 1), 3), "a sentence must be str", "sentences[1]"),
+        (_set((*Q0,), "q1"), "a question must be dict", "data[0].paragraphs[0]"),
+        (_set((*Q0, "question"), None), "'question' must be str", "question 'q1'"),
+    ],
+)
+def test_structure_errors_name_file_and_record(tmp_path: Path, edit, match: str, record) -> None:
+    doc = {"data": [{"title": "t", "paragraphs": [_para()]}]}
+    f = tmp_path / "en.json"
+    f.write_text(json.dumps(doc))
+    assert len(read_lareqa_file(f, "en")[1]) == 1  # the unedited file is fine
+    edit(doc)
+    f.write_text(json.dumps(doc))
+    with pytest.raises(XevalError, match=match) as e:
+        read_lareqa_file(f, "en")
+    assert e.value.file == str(f) and record in str(e.value.record)
+
+
+@pytest.mark.parametrize("top", ["[]", '{"data": {}}', '"data"', "3"])
+def test_wrong_top_level_names_file(tmp_path: Path, top: str) -> None:
+    f = tmp_path / "en.json"
+    f.write_text(top)
+    with pytest.raises(XevalError, match="no top-level 'data' list") as e:
+        read_lareqa_file(f, "en")
+    assert e.value.file == str(f)
+
+
+def test_modified_copy_is_refused_unless_accepted(shared_data: Path, tmp_path: Path) -> None:
+    src = _copy(shared_data, tmp_path)
+    shutil.copyfile(src / "en.json", src / "de.json")  # valid JSON, wrong content
+    with pytest.raises(XevalError, match="SHA-256 differs") as e:
+        build_benchmark("xquad-r", tmp_path / "out", src)
+    assert e.value.file == str(src / "de.json") and not (tmp_path / "out").exists()
+    bench = build("xquad-r", src, accept_modified_source=True)
+    check = bench.manifest["source_check"]
+    assert check == {"pinned_files": 11, "modified_files": ["de.json"], "accepted_modified": True}
+    assert bench.manifest["options"]["accept_modified_source"] is True
+
+
+def test_modified_copy_cli_flag(shared_data: Path, tmp_path: Path) -> None:
+    src = _copy(shared_data, tmp_path)
+    raw = json.loads((src / "en.json").read_text())
+    del raw["data"][-1]  # one article dropped
+    (src / "en.json").write_text(json.dumps(raw))
+    args = ["build-benchmark", "xquad-r", "--source", str(src), "--out", str(tmp_path / "o")]
+    res = CliRunner().invoke(main, args)
+    assert (
+        res.exit_code == 2 and "en.json" in res.output and "--accept-modified-source" in res.output
+    )
+    res = CliRunner().invoke(main, [*args, "--accept-modified-source"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "o" / "benchmark.json").read_text())
+    assert manifest["source_check"]["modified_files"] == ["en.json"]
+
+
+def test_pristine_copy_is_recorded_as_checked(shared_data: Path) -> None:
+    bench = build("mlqa-r", shared_data / "lareqa" / "mlqa-r", sample_queries=3)
+    assert bench.manifest["source_check"] == {
+        "pinned_files": 7,
+        "modified_files": [],
+        "accepted_modified": False,
+    }

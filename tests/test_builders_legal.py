@@ -11,11 +11,13 @@ import polars as pl
 import pytest
 
 from xeval.benchmark.builders import justice_canada as jc
-from xeval.benchmark.builders._legal import norm_key, read_members, script_ok
+from xeval.benchmark.builders._legal import read_members
+from xeval.benchmark.builders.finlex import finlex_pairs
+from xeval.benchmark.builders.justice_canada import justice_canada_pairs
 from xeval.benchmark.registry import build
 from xeval.benchmark.schema import load_benchmark
 from xeval.errors import XevalError
-from xeval.training.domain_pairs_legal import finlex_pairs, justice_canada_pairs
+from xeval.text import dedup_key, in_expected_script
 
 JC_ARCHIVE = "justice-canada/laws-lois-xml-d6853c4-acts.tar.xz"
 FL_ARCHIVE = "finlex/finlex-data-151c941-asd-2023.tar.xz"
@@ -175,12 +177,14 @@ def test_truncated_and_missing_sources(jc_archive: Path, tmp_path: Path) -> None
 
 
 def test_helpers() -> None:
-    assert norm_key("Définitions — Loi!") == "définitionsloi"
-    assert script_ok("Le ministre peut", "fr")
-    assert not script_ok("Министр может", "fr")
-    assert script_ok("指合理使用(Fair Dealing and Fair Use)和/或其他例外或限制。", "zh-Hans")
-    assert not script_ok("This provision was not translated at all 中", "zh-Hans")
-    assert script_ok("「翻案物」とは", "ja")
+    assert dedup_key("Définitions — Loi!") == "définitionsloi"
+    assert in_expected_script("Le ministre peut", "fr")
+    assert not in_expected_script("Министр может", "fr")
+    assert in_expected_script(
+        "指合理使用(Fair Dealing and Fair Use)和/或其他例外或限制。", "zh-Hans"
+    )
+    assert not in_expected_script("This provision was not translated at all 中", "zh-Hans")
+    assert in_expected_script("「翻案物」とは", "ja")
 
 
 # ---- real data -----------------------------------------------------------------------------
@@ -263,11 +267,11 @@ def test_justice_canada_pairs_real(shared_data: Path) -> None:
     assert pairs["unit_id"].n_unique() == 11426 and pairs.height == 4 * 11426
     acts = set(pairs["unit_id"].str.split("/").list.first())
     assert not acts & set(bench.manifest["acts"])
-    bench_text = {norm_key(t) for t in bench.corpus["text"]} | {
-        norm_key(t) for t in bench.queries["text"]
+    bench_text = {dedup_key(t) for t in bench.corpus["text"]} | {
+        dedup_key(t) for t in bench.queries["text"]
     }
-    assert not {norm_key(t) for t in pairs["passage"]} & bench_text
-    assert not {norm_key(t) for t in pairs["query"]} & bench_text
+    assert not {dedup_key(t) for t in pairs["passage"]} & bench_text
+    assert not {dedup_key(t) for t in pairs["query"]} & bench_text
 
 
 @pytest.mark.slow
@@ -278,11 +282,11 @@ def test_finlex_pairs_real(shared_data: Path) -> None:
     assert pairs["unit_id"].n_unique() == 2017 and pairs.height == 4 * 2017
     statutes = {u.rsplit("/", 1)[0] for u in pairs["unit_id"]}
     assert not statutes & set(bench.manifest["statutes"])
-    bench_text = {norm_key(t) for t in bench.corpus["text"]} | {
-        norm_key(t) for t in bench.queries["text"]
+    bench_text = {dedup_key(t) for t in bench.corpus["text"]} | {
+        dedup_key(t) for t in bench.queries["text"]
     }
-    assert not {norm_key(t) for t in pairs["passage"]} & bench_text
-    assert not {norm_key(t) for t in pairs["query"]} & bench_text
+    assert not {dedup_key(t) for t in pairs["passage"]} & bench_text
+    assert not {dedup_key(t) for t in pairs["query"]} & bench_text
     small = finlex_pairs(src, max_units=10)
     assert small.height == 40 and set(small["unit_id"]) <= set(pairs["unit_id"])
 

@@ -337,7 +337,7 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
 
 def test_compare_finds_the_known_differences(tmp_path: Path) -> None:
     root = make_runs(tmp_path / "runs")
-    comp = compare_folder(root, CompareOptions(metrics=("MRR@10", "LB")))
+    comp = compare_folder(root, CompareOptions(metrics=("MRR@10", "LB"), unit="observation"))
     res = comp.results
     # MRR@10: 3 groups x 3 pairs; LB: multi only x 3 pairs; Holm across all 12
     assert res.height == 12

@@ -27,12 +27,14 @@ def make_rundir(
     levels: int = 4,
     perfect: bool = False,
     drop: dict[str, list[str]] | None = None,
+    all_ranks: bool = False,
 ) -> tuple[Path, dict[str, pl.DataFrame]]:
     """Score every (query, doc) of every setting at random (coarse grid: many ties), keep the
     top ``k`` per query under the tie rule, and write run.json, runs/ and exact ranks/.
 
     ``perfect``: relevant documents score above all others. ``drop``: setting -> query ids to
-    leave out of that setting's run. Returns the run dir and the full scored tables.
+    leave out of that setting's run. ``all_ranks``: write ranks/ for every setting (not only
+    multi). Returns the run dir and the full scored tables.
     """
     bench = load_benchmark(bench_dir)
     rng = np.random.default_rng(seed)
@@ -68,7 +70,7 @@ def make_rundir(
         top.select("query_id", "doc_id", "score", pl.col("rank").cast(pl.Int32)).write_parquet(
             out / "runs" / f"{s.name}.parquet"
         )
-        if s.kind == "multi":
+        if s.kind == "multi" or all_ranks:
             ranked.join(s.qrels, on=["query_id", "doc_id"]).select(
                 "query_id", "doc_id", pl.col("rank").cast(pl.Int32)
             ).write_parquet(out / "ranks" / f"{s.name}.parquet")
@@ -126,10 +128,11 @@ def test_evaluate_writes_the_contract(tiny_benchmark_dir: Path, tmp_path: Path) 
         "n_queries",
         "n_missing",
     ]
-    # tiny: 3 langs -> 3 mono, 6 cross, 3 multi; 9 metrics (LB on multi only)
+    # tiny: 3 langs -> 3 mono, 6 cross, 3 multi; 10 metrics (LB and QLP on multi only)
     assert ps["setting"].n_unique() == 12
     assert set(ps.filter(pl.col("metric") == "LB")["kind"]) == {"multi"}
-    assert ps.filter(pl.col("metric") != "LB").height == 12 * 8
+    assert set(ps.filter(pl.col("metric") == "QLP")["kind"]) == {"multi"}
+    assert ps.filter(~pl.col("metric").is_in(["LB", "QLP"])).height == 12 * 8
     assert (ps["n_queries"] == 6).all() and (ps["n_missing"] == 0).all()
     summary = pl.read_parquet(ev / "summary.parquet")
     assert summary.filter(pl.col("kind") == "cross")["n_settings"].to_list() == [6] * 8
@@ -181,8 +184,12 @@ def test_language_bias_from_full_scores(tiny_benchmark_dir: Path, tmp_path: Path
     assert dict(ps.select("query_lang", "value").iter_rows()) == pytest.approx(per_lang)
     assert res.value("multi", "LB") == pytest.approx(sum(per_lang.values()) / 3)
     assert res.value("mono", "LB") is None
-    # the runs hold 5 docs per query, fewer than the MRR@10 cut-off: noted, not hidden
-    assert any("hold at most 5 documents" in n for n in res.notes)
+    # the runs hold 5 docs per query, fewer than the MRR@10 cut-off: multi settings take it
+    # from their exact ranks; mono and cross (no ranks/ here) report it unavailable, noted
+    assert res.value("mono", "MRR@10") is None and res.value("multi", "MRR@10") is not None
+    assert res.sources["multi"]["MRR@10"] == {"exact": 3}
+    assert "MRR@10" in res.unavailable_metrics()
+    assert any("MRR@10 need ranks below" in n for n in res.notes)
 
 
 def test_perfect_run_and_identity(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
@@ -213,7 +220,8 @@ def test_map_equals_mrr_on_xquad_r(shared_data: Path, tmp_path: Path) -> None:
     from xeval.benchmark.registry import build_benchmark
 
     bench_dir = build_benchmark("xquad-r", tmp_path / "xq", sample_queries=10)
-    rundir, _ = make_rundir(bench_dir, tmp_path / "run", levels=50)
+    # MAP and MRR (no cut-off) look below k = 100: exact ranks for every setting
+    rundir, _ = make_rundir(bench_dir, tmp_path / "run", levels=50, all_ranks=True)
     res = evaluate_run(rundir, metrics="MAP MRR@10 MAP@20 MRR LB")
     assert res.per_setting["setting"].n_unique() == 11 + 110 + 11
     wide = res.per_query.filter(pl.col("kind") != "multi").pivot(
@@ -241,7 +249,7 @@ def test_missing_queries_score_zero_and_are_counted(
     )
     assert zero.height == 4 and (zero["value"] == 0).all()
     assert any("2 (setting, query) pairs are missing" in n for n in res.notes)
-    assert res.summary.filter(pl.col("kind") == "cross")["n_missing"].to_list() == [2, 2]
+    assert res.summary_table.filter(pl.col("kind") == "cross")["n_missing"].to_list() == [2, 2]
 
 
 def _rewrite(path: Path, df: pl.DataFrame) -> None:
@@ -296,11 +304,13 @@ def test_bad_run_directories(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(XevalError, match="not settings of benchmark"):
         evaluate_run(rundir)
     (rundir / "run.json").write_text(json.dumps(info))
-    # missing ranks: a note with the default metrics, an error when LB is asked for
+    # missing ranks: these runs list every document, so they are their own exact ranking
     (rundir / "ranks" / "multi-fr.parquet").unlink()
-    res = evaluate_run(rundir, write=False)
-    assert any("LB of multi-fr not computed" in n for n in res.notes)
-    with pytest.raises(XevalError, match="missing ranks file"):
+    res = evaluate_run(rundir, write=False, metrics=["LB"])
+    assert res.sources["multi"]["LB"] == {"exact": 3} and not res.notes
+    # a damaged ranks file is an error naming it
+    (rundir / "ranks" / "multi-fr.parquet").write_bytes(b"PAR1 not parquet")
+    with pytest.raises(XevalError, match=r"multi-fr.parquet: unreadable parquet"):
         evaluate_run(rundir, metrics=["LB"])
     with pytest.raises(XevalError, match="unknown engine"):
         evaluate_run(rundir, engine="nope")
@@ -336,10 +346,72 @@ def test_cli_evaluate(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
         "MAP",
         "MAP@20",
         "LB",
+        "QLP",
     ]
     assert lines[2].split()[:3] == ["mono", "3", "1.0000"]
-    assert lines[4].split()[-1] == "2.0"
+    assert lines[4].split()[-2] == "2.0"
+    # fewer metrics than the eval/ already there: refused, not silently replaced
     out = runner.invoke(main, ["evaluate", str(rundir), "-m", "MRR@10,MAP", "-m", "LB"])
+    assert out.exit_code == 2 and "pass --replace" in out.output
+    assert "QLP" in json.loads((rundir / "eval" / "eval.json").read_text())["metrics"]
+    out = runner.invoke(
+        main, ["evaluate", str(rundir), "-m", "MRR@10,MAP", "-m", "LB", "--replace"]
+    )
     assert out.exit_code == 0 and out.output.splitlines()[0].split()[2:] == ["MRR@10", "MAP", "LB"]
     out = runner.invoke(main, ["evaluate", str(rundir), "-m", "bogus@3"])
     assert out.exit_code == 2 and "unknown metric 'bogus@3'" in out.output
+
+
+# ---- exact ranks below the run's cut-off ----------------------------------------------------
+def _brute_force(full: pl.DataFrame, qrels: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Full-pool AP, R@5 and RR@10 per query by sorting every document in Python."""
+    rel: dict[str, set[str]] = {}
+    for q, d, r in qrels.iter_rows():
+        if r > 0:
+            rel.setdefault(q, set()).add(d)
+    out: dict[str, dict[str, float]] = {"MAP": {}, "R@5": {}, "MRR@10": {}}
+    for q, rows in full.group_by("query_id"):
+        order = sorted(rows.rows(), key=lambda r: (r[2], r[1]), reverse=True)
+        ranks = [i + 1 for i, r in enumerate(order) if r[1] in rel[q[0]]]
+        out["MAP"][q[0]] = sum((j + 1) / rk for j, rk in enumerate(ranks)) / len(rel[q[0]])
+        out["R@5"][q[0]] = sum(rk <= 5 for rk in ranks) / len(rel[q[0]])
+        out["MRR@10"][q[0]] = 1 / ranks[0] if ranks[0] <= 10 else 0.0
+    return out
+
+
+def test_exact_full_pool_metrics_below_the_cut_off(
+    tiny_benchmark_dir: Path, tmp_path: Path
+) -> None:
+    # runs keep 2 documents per query; MAP, R@5 and MRR@10 look deeper: exact ranks give them
+    rundir, full = make_rundir(tiny_benchmark_dir, tmp_path / "run", seed=3, k=2, all_ranks=True)
+    res = evaluate_run(rundir, metrics="MAP,MAP_trunc,R@5,MRR@10,R@1")
+    settings = {s.name: s for s in enumerate_settings(load_benchmark(tiny_benchmark_dir))}
+    pq = res.per_query
+    for name, table in full.items():
+        truth = _brute_force(table, settings[name].qrels)
+        for metric, values in truth.items():
+            got = dict(
+                pq.filter((pl.col("setting") == name) & (pl.col("metric") == metric))
+                .select("query_id", "value")
+                .iter_rows()
+            )
+            assert got == pytest.approx(values), (name, metric)
+    for kind in ("mono", "cross", "multi"):
+        assert res.sources[kind]["MAP"] == {"exact": len([s for s in full if s.startswith(kind)])}
+        assert res.sources[kind]["R@1"] == {"run": len([s for s in full if s.startswith(kind)])}
+        assert set(res.sources[kind]["MAP_trunc"]) == {"run"}
+    # the truncated value is a lower bound, strictly lower where relevant items fall below 2
+    assert res.value("multi", "MAP_trunc") < res.value("multi", "MAP")
+    info = json.loads((rundir / "eval" / "eval.json").read_text())
+    assert info["exact_ranks"]["from_exact_ranks"] == ["MAP", "R@5", "MRR@10"]
+    assert "MAP" in (rundir / "eval" / "summary.md").read_text().split("exact ranks")[1]
+    # without exact ranks (an external or fused run), the same metrics are unavailable
+    info_run = json.loads((rundir / "run.json").read_text())
+    (rundir / "run.json").write_text(json.dumps({**info_run, "exact_ranks": False}))
+    res = evaluate_run(rundir, metrics="MAP,MAP_trunc,R@5,R@1", replace=True)
+    assert res.value("multi", "MAP") is None and res.value("cross", "R@5") is None
+    assert res.value("multi", "MAP_trunc") is not None and res.value("mono", "R@1") is not None
+    assert res.unavailable_metrics() == ["MAP", "R@5"]
+    ps = pl.read_parquet(rundir / "eval" / "per_setting.parquet")
+    assert ps.filter(pl.col("metric") == "MAP")["value"].null_count() == len(full)
+    assert "unavailable" in res.summary() and "—" in res.console_table()

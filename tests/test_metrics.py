@@ -118,7 +118,7 @@ def test_parse_metric_names() -> None:
     assert parse_metric("MAP@20") == Metric("map", 20)
     assert parse_metric("lb").name == "LB"
     assert [m.name for m in parse_metrics("MRR@10, R@1 R@1,MAP")] == ["MRR@10", "R@1", "MAP"]
-    assert parse_metrics(None)[-1].name == "LB"
+    assert [m.name for m in parse_metrics(None)][-2:] == ["LB", "QLP"]  # QLP added to defaults
     for bad in ("R", "foo@3", "MRR@0", "LB@5", "nDCG@x"):
         with pytest.raises(XevalError):
             parse_metric(bad)

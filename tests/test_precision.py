@@ -7,7 +7,7 @@ import torch
 
 from xeval import precision
 from xeval.errors import XevalError
-from xeval.precision import physical_cores, resolve_dtype
+from xeval.precision import default_threads, physical_cores, resolve_dtype
 
 
 @pytest.fixture
@@ -83,3 +83,12 @@ def test_physical_cores_counts_cores_not_threads(cpuinfo, monkeypatch):
 def test_to_dict_is_plain_provenance():
     d = resolve_dtype("fp32", "cpu").to_dict()
     assert d == {"name": "fp32", "requested": "fp32", "device": "cpu", "reason": "requested"}
+
+
+def test_default_threads_follow_omp_num_threads_else_cores(cpuinfo, monkeypatch):
+    cpuinfo("avx2", cores=4)
+    monkeypatch.setattr(precision.os, "sched_getaffinity", lambda _: set(range(8)), raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert default_threads() == 4 and default_threads(processes=2) == 2

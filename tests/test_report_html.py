@@ -57,6 +57,15 @@ def test_report_is_self_contained(report: Path) -> None:
     assert "<sup>" in html  # significance marks
 
 
+def test_report_names_the_pairing_unit_n_and_intervals(report: Path) -> None:
+    html = (report / "report.html").read_text(encoding="utf-8")
+    md = (report / "report.md").read_text(encoding="utf-8")
+    # the generated runs' benchmark folder does not exist: no unit ids, so query ids
+    assert "Pairing unit: query id" in html and "n = 120 queries" in html
+    assert "n = 120 queries" in md and "95% CI (boot)" in md and "seed sd" in md
+    assert "bootstrap (BCa" in html
+
+
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     exe = _chromium()
     url = (report / "report.html").resolve().as_uri()

@@ -126,25 +126,20 @@ def test_parallel_jsonl_errors_name_the_line(tmp_path: Path, lines, msg, record)
 
 
 def test_domain_sources_are_dispatched_lazily(monkeypatch, tmp_path: Path) -> None:
-    """``xeval pairs finlex`` calls the legal module's builder with source and options."""
-    import sys
-    import types
-
-    from xeval.training.pairs import build_pairs
+    """``xeval pairs NAME`` calls the registered pair function with source and options."""
+    from xeval.training import pairs as P
 
     calls = []
 
-    def fake(source=None, max_units=None):
+    def fake(source, max_units=None):
         calls.append((source, max_units))
         return synthetic_pairs(4, ("fi", "sv"), missing=0.0)
 
-    mod = types.ModuleType("xeval.training.domain_pairs_legal")
-    mod.PAIR_SOURCES = {"finlex": fake}
-    monkeypatch.setitem(sys.modules, "xeval.training.domain_pairs_legal", mod)
-    df = build_pairs("finlex", tmp_path, max_units=4)
+    monkeypatch.setitem(P.PAIR_SOURCES, "fake", P.PairSourceSpec("fake", fake, "test"))
+    df = P.build_pairs("fake", tmp_path, max_units=4)
     assert calls == [(tmp_path, 4)] and df.height == 16
     with pytest.raises(XevalError, match="takes no option"):
-        build_pairs("lareqa-mlqa-r", languages="en")
+        P.build_pairs("lareqa-mlqa-r", languages="en")
 
 
 @pytest.mark.data
@@ -335,7 +330,7 @@ def test_finetune_writes_loadable_model_and_card(
             eval_benchmark=str(tiny_benchmark_dir),
             allow_overlap=True,
         )
-    )
+    ).card
     m = SentenceTransformer(str(out / "model"))
     assert m.prompts["query"] == "query: " and m.prompts["passage"] == "passage: "
     disk = json.loads((out / "xeval-train.json").read_text())
@@ -360,10 +355,10 @@ def test_resume_equals_uninterrupted_run(tmp_path, tiny_model, tiny_pairs) -> No
     from xeval.training.finetune import finetune
 
     kw = dict(max_steps=16)  # 54 pairs / batch 4 -> 13 batches an epoch
-    a = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "a", **kw))
-    part = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "b", stop_after=14, **kw))
+    a = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "a", **kw)).card
+    part = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "b", stop_after=14, **kw)).card
     assert part["status"] == "stopped at step 14" and not (tmp_path / "b" / "model").exists()
-    b = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "b", resume=True, **kw))
+    b = finetune(_cfg(tiny_model, tiny_pairs, tmp_path / "b", resume=True, **kw)).card
     assert b["training"]["resumed_from"].endswith("checkpoint-14")
     assert b["training"]["steps_this_call"] == 2
     assert [r["loss"] for r in a["training"]["log"]] == [r["loss"] for r in b["training"]["log"]]

@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 from xeval.benchmark.schema import Benchmark, load_benchmark
 from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
+from xeval.evaluation.frames import evaluate
 
 __all__ = [
     "Benchmark",
@@ -20,5 +21,6 @@ __all__ = [
     "XevalError",
     "__version__",
     "enumerate_settings",
+    "evaluate",
     "load_benchmark",
 ]

@@ -28,3 +28,14 @@ class XevalError(Exception):
 
 class SourceNotFoundError(XevalError):
     """A data source is neither given, in $XEVAL_SOURCES, in ../shared/data, nor downloadable."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error: what failed and on which path.
+
+    >>> describe_os_error(PermissionError(13, "Permission denied", "/ro/out"))
+    '/ro/out: Permission denied'
+    """
+    why = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {why}" if paths else why

@@ -163,11 +163,20 @@ def physical_cores() -> int:
     return max(1, min(avail, len(cores) or avail))
 
 
+def default_threads(processes: int = 1) -> int:
+    """``$OMP_NUM_THREADS`` when set (a shared machine's choice), else physical cores divided
+    among ``processes`` (at least 1)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, physical_cores() // max(1, processes))
+
+
 def set_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads (default: :func:`physical_cores`); return the number."""
+    """Set torch's intra-op threads (default: :func:`default_threads`); return the number."""
     import torch
 
-    n = threads or physical_cores()
+    n = threads or default_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

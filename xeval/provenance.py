@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -15,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from xeval.errors import XevalError
 
 _TRACKED = (
     "xeval",
@@ -66,16 +70,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def sha256_files(paths: Iterable[str | Path], root: str | Path | None = None) -> str:
-    """One digest over several files (names relative to ``root`` and contents)."""
-    h = hashlib.sha256()
-    for p in sorted(Path(x) for x in paths):
-        name = str(p.relative_to(root)) if root else p.name
-        h.update(name.encode())
-        h.update(sha256_file(p).encode())
-    return h.hexdigest()
-
-
 def sha256_text(*parts: str) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -101,12 +95,32 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def _unwritable(path: Path, exc: OSError) -> XevalError:
+    why = exc.strerror or type(exc).__name__
+    return XevalError(f"cannot write here ({why})", file=path)
+
+
+def _parent(path: Path) -> Path:
+    """Create ``path``'s folder; a read-only or non-folder parent is an :class:`XevalError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(path.parent, exc) from None
+    return path.parent
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary file path beside ``path``; rename onto ``path`` on success."""
+    """Yield a temporary file path beside ``path``; rename onto ``path`` on success.
+
+    Single files (caches, reports inside a folder being written) are replaced: the last
+    writer wins, and a reader sees the old file or the new one, never half of one.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=_parent(path), prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -118,31 +132,128 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def _remove(path: Path) -> None:
+    """Delete a file, a link or a folder tree; nothing if it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(path: Path) -> list[Path]:
+    """Remove ``.partial`` folders of ``path`` whose writing process is gone.
+
+    Call with the target's lock held. Also puts back the previous version when a
+    replacement was killed between its two renames. Returns what was removed.
+    """
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    old = path.with_name(f".{path.name}.old")
+    if old.exists() and not path.exists():
+        os.replace(old, path)
+    elif old.exists():
+        _remove(old)
+    return removed
+
+
+@contextlib.contextmanager
+def target_lock(path: Path, *, wait: bool) -> Iterator[None]:
+    """Hold the writer's lock on ``path`` (a ``.NAME.lock`` file beside it, removed after).
+
+    ``wait=False`` raises :class:`XevalError` at once when another process holds it.
+    The lock dies with its process, so kill -9 never leaves ``path`` locked.
+    """
+    lock = path.with_name(f".{path.name}.lock")
+    fd = _acquire(lock, path, wait)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)  # still held: a waiter then finds the file gone and retries
+        os.close(fd)
+
+
+def _acquire(lock: Path, path: Path, wait: bool) -> int:
+    """An open, flock-ed descriptor of ``lock`` that is still the file at that name."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            raise XevalError(
+                "another xeval process is writing it; wait for it or pass --overwrite",
+                file=path,
+            ) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the holder removed it as we waited: lock the new one
+
+
+def _commit(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` onto ``path`` (lock held)."""
+    if path.is_symlink() or path.exists():
+        if not overwrite:
+            raise XevalError("exists; pass --overwrite to replace it", file=path)
+        old = path.with_name(f".{path.name}.old")
+        _remove(old)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        _remove(old)
+    else:
+        os.rename(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path``; on success it replaces ``path``.
+    """Yield a temporary directory beside ``path``; on success it becomes ``path``.
 
-    On any error the temporary directory is removed and ``path`` is untouched, so no
-    half-written output is ever left where a reader would look for a finished one.
+    The one way xeval writes an output folder. A lock on ``path`` is held from start to
+    commit, so of two writers to one path exactly one succeeds: without ``overwrite`` the
+    second fails at once with :class:`XevalError` (and so does any writer finding
+    ``path`` already there); with ``overwrite`` it waits and then replaces ``path``
+    atomically. On any error the temporary directory is removed and ``path`` is
+    untouched; ``.partial`` folders of killed writers are cleaned on the next write.
     """
-    from xeval.errors import XevalError
-
     path = Path(path)
     if path.exists() and not overwrite:
-        raise XevalError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        raise XevalError("exists; pass --overwrite to replace it", file=path)
+    parent = _parent(path)
+    with target_lock(path, wait=overwrite):
+        clean_stale(path)
+        if path.exists() and not overwrite:
+            raise XevalError("exists; pass --overwrite to replace it", file=path)
+        prefix = f".{path.name}.{os.getpid()}."
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".partial"))
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            yield tmp
+            _commit(tmp, path, overwrite)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

@@ -13,6 +13,7 @@ and with none reachable a :class:`SourceNotFoundError` saying where to put the f
 
 from __future__ import annotations
 
+import functools
 import os
 import urllib.error
 import urllib.request
@@ -145,3 +146,58 @@ def download_source(spec: SourceSpec, timeout: float = 30.0) -> Path:
                     file=target,
                 )
     return dest
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """The outcome of checking local files against their pinned SHA-256."""
+
+    pinned: int
+    modified: tuple[str, ...] = ()
+    accepted_modified: bool = False
+
+    def manifest(self) -> dict[str, object]:
+        """The manifest entry: how many files were checked, which differ, whether accepted."""
+        return {
+            "pinned_files": self.pinned,
+            "modified_files": list(self.modified),
+            "accepted_modified": self.accepted_modified,
+        }
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(Path(path))
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of ``path``, hashed once per (path, size, modification time) per process."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise XevalError(f"cannot read ({exc.strerror or exc})", file=path) from None
+    return _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def verify_pinned(spec: SourceSpec, folder: Path, *, accept_modified: bool = False) -> SourceCheck:
+    """Check every pinned file of ``spec`` under ``folder`` against its SHA-256.
+
+    A missing file, or one that differs, is an :class:`XevalError` naming it, unless
+    ``accept_modified`` (``--accept-modified-source``), when the differing files are listed
+    in the returned check (and so in the manifest).
+    """
+    modified = []
+    for rf in spec.files:
+        path = folder / rf.relpath
+        if not path.is_file():
+            raise XevalError(f"missing file of the published {spec.relpath}", file=path)
+        if file_sha256(path) != rf.sha256:
+            if not accept_modified:
+                raise XevalError(
+                    f"SHA-256 differs from the published {spec.relpath} ({spec.upstream}): "
+                    "a damaged or modified copy; pass --accept-modified-source to build "
+                    "from it anyway (recorded in the manifest)",
+                    file=path,
+                )
+            modified.append(rf.relpath)
+    return SourceCheck(len(spec.files), tuple(modified), accept_modified and bool(modified))

@@ -25,6 +25,7 @@ file, never a Polars or PyArrow exception; writing is atomic (temporary file + r
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ __all__ = [
     "TABLES",
     "TIE_RULE",
     "TableSpec",
+    "check_fields",
+    "check_file",
     "read_json",
     "write_json",
 ]
@@ -84,18 +87,23 @@ class TableSpec:
                 f"{self.name} table lacks column(s) {missing}; has {df.columns}", file=where
             )
         cols = [c for c in self.schema if c in df.columns]
+        for c in cols:
+            _check_integral(df, c, self.schema[c], f"{self.name}.{c}", where)
         try:
-            return df.select([pl.col(c).cast(self.schema[c]) for c in cols])
+            out = df.select([pl.col(c).cast(self.schema[c]) for c in cols])
         except pl.exceptions.PolarsError as exc:
             raise XevalError(
                 f"{self.name} columns have the wrong type ({exc})", file=where
             ) from None
+        for c in self.key:
+            nulls = out.get_column(c).is_null().arg_true() if c in out.columns else []
+            if len(nulls):
+                raise XevalError(f"{c} has a null value", file=where, record=f"row {nulls[0]}")
+        return out
 
     def read(self, path: str | Path) -> pl.DataFrame:
         """Read and validate a Parquet file of this table."""
-        path = Path(path)
-        if not path.is_file():
-            raise XevalError("missing file", file=path)
+        path = check_file(path, "a Parquet file", "missing file")
         try:
             df = pl.read_parquet(path)
         except Exception as exc:  # polars/pyarrow raise several types for damaged files
@@ -192,16 +200,80 @@ PAIRS = TableSpec(
 TABLES = (CORPUS, QUERIES, QRELS, RUN, RANKS, PER_QUERY, PER_SETTING, SUMMARY, PAIRS)
 
 
-def read_json(path: str | Path, missing: str = "file not found") -> Any:
-    """Parse a JSON file; ``missing`` is the message when it does not exist."""
+def check_file(path: str | Path, what: str = "a file", missing: str = "file not found") -> Path:
+    """``path`` as a readable regular file, or :class:`XevalError` saying what it is instead."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        st = path.stat()
+    except FileNotFoundError:
         raise XevalError(missing, file=path) from None
+    except OSError as exc:  # symlink loop, not a directory, permission denied
+        raise XevalError(f"cannot open: {exc.strerror or exc}", file=path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise XevalError(f"is a directory; expected {what}", file=path)
+    if not stat.S_ISREG(st.st_mode):
+        raise XevalError(f"is not a regular file; expected {what}", file=path)
+    return path
+
+
+def read_json(
+    path: str | Path, missing: str = "file not found", *, expect: type | None = None
+) -> Any:
+    """Parse a JSON file; ``missing`` is the message when it does not exist.
+
+    ``expect`` (e.g. ``dict``) is the type the top-level value must have.
+    """
+    path = check_file(path, "a JSON file", missing)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise XevalError(
             f"invalid JSON ({exc.msg})", file=path, record=f"line {exc.lineno}"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:
         raise XevalError(f"unreadable JSON file ({exc})", file=path) from None
+    if expect is not None and not isinstance(obj, expect):
+        raise XevalError(
+            f"expected a JSON {_JSON_NAMES.get(expect, expect.__name__)}, "
+            f"got {_JSON_NAMES.get(type(obj), type(obj).__name__)}",
+            file=path,
+        )
+    return obj
+
+
+def check_fields(
+    obj: dict[str, Any], types: dict[str, type | tuple[type, ...]], where: Path
+) -> None:
+    """Each present field of the JSON object ``obj`` has its expected type, else :class:`XevalError`."""
+    for name, typ in types.items():
+        if name not in obj:
+            continue
+        value = obj[name]
+        if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+            got = _JSON_NAMES.get(type(value), type(value).__name__)
+            raise XevalError(f"field has the wrong type ({got})", file=where, record=name)
+
+
+_JSON_NAMES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "true/false",
+    type(None): "null",
+}
+
+
+def _check_integral(
+    df: pl.DataFrame, col: str, target: pl.DataType, name: str, where: str | Path | None
+) -> None:
+    """A float column cast to an integer one must hold whole, finite numbers (no 1.9 -> 1)."""
+    if not (target.is_integer() and df.schema[col].is_float()):
+        return
+    s = df.get_column(col)
+    bad = (~s.is_finite() | (s != s.round(0))).fill_null(False).arg_true()
+    if len(bad):
+        raise XevalError(
+            f"{name} must be a whole number, got {s[bad[0]]!r}", file=where, record=f"row {bad[0]}"
+        )

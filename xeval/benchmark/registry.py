@@ -189,6 +189,54 @@ def subsample_queries(bench: Benchmark, n: int, seed: int = 0) -> Benchmark:
     return Benchmark(bench.name, bench.corpus, queries, qrels, dict(bench.manifest), bench.card)
 
 
+@dataclass(frozen=True)
+class BuildResult:
+    """A benchmark written to disk: where, and what it holds."""
+
+    path: Path
+    counts: dict[str, int]  # queries, documents, qrels
+    languages: tuple[str, ...]
+    settings: dict[str, int]  # kind -> number of settings
+
+    def summary(self) -> str:
+        c, k = self.counts, self.settings
+        return (
+            f"wrote {self.path}: {c['queries']} queries, {c['documents']} documents, "
+            f"{c['qrels']} qrels, {len(self.languages)} languages ({' '.join(self.languages)}); "
+            f"settings: {k.get('mono', 0)} mono, {k.get('cross', 0)} cross, "
+            f"{k.get('multi', 0)} multi"
+        )
+
+
+def write_benchmark(
+    builder: str,
+    out: str | Path,
+    source: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    sample_queries: int | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> BuildResult:
+    """Build benchmark ``builder`` and write it to ``out`` atomically.
+
+    Of two concurrent writers to one ``out`` exactly one succeeds; the other raises
+    :class:`XevalError` (or, with ``overwrite``, waits and replaces it).
+    """
+    from collections import Counter
+
+    from xeval.benchmark.settings import enumerate_settings
+
+    out = Path(out)
+    if out.exists() and not overwrite:  # fail before the build; the write checks again
+        raise XevalError("exists; pass --overwrite to replace it", file=out)
+    bench = build(builder, source, sample_queries=sample_queries, seed=seed, **options)
+    path = bench.save(out, overwrite=overwrite)
+    kinds = Counter(s.kind for s in enumerate_settings(bench))
+    counts = {k: bench.manifest["counts"][k] for k in ("queries", "documents", "qrels")}
+    return BuildResult(path, counts, tuple(bench.languages), dict(kinds))
+
+
 def build_benchmark(
     builder: str,
     out: str | Path,
@@ -199,9 +247,13 @@ def build_benchmark(
     seed: int = 0,
     **options: Any,
 ) -> Path:
-    """Build benchmark ``builder`` and write it to ``out`` atomically."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise XevalError(f"{out} exists; pass --overwrite to replace it")
-    bench = build(builder, source, sample_queries=sample_queries, seed=seed, **options)
-    return bench.save(out, overwrite=overwrite)
+    """Build benchmark ``builder``, write it to ``out`` atomically and return ``out``."""
+    return write_benchmark(
+        builder,
+        out,
+        source,
+        overwrite=overwrite,
+        sample_queries=sample_queries,
+        seed=seed,
+        **options,
+    ).path

@@ -25,7 +25,8 @@ import polars as pl
 from xeval.errors import XevalError
 from xeval.metrics.trec import write_trec_qrels
 from xeval.provenance import atomic_dir, provenance
-from xeval.tables import CORPUS, QRELS, QUERIES, TableSpec, read_json, write_json
+from xeval.tables import CORPUS, QRELS, QUERIES, TableSpec, check_fields, read_json, write_json
+from xeval.text.lang import check_lang
 
 FORMAT_VERSION = 1
 
@@ -60,6 +61,12 @@ class Benchmark:
         self.corpus = _conform(self.corpus, CORPUS)
         self.queries = _conform(self.queries, QUERIES)
         self.qrels = _conform(self.qrels, QRELS)
+
+    def __repr__(self) -> str:
+        return (
+            f"Benchmark({self.name!r}, {len(self.languages)} languages, {self.queries.height} "
+            f"queries, {self.corpus.height} documents, {self.qrels.height} qrels)"
+        )
 
     @property
     def languages(self) -> list[str]:
@@ -112,7 +119,7 @@ class Benchmark:
                 raise XevalError(f"{name} record {empty[key][0]!r} has empty text", file=where)
         declared = self.manifest.get("languages")
         if declared:
-            undeclared = sorted(set(self.languages) - set(declared))
+            undeclared = sorted(set(self.languages) - {check_lang(x, where) for x in declared})
             if undeclared:
                 raise XevalError(f"languages {undeclared} are used but not declared", file=where)
         dq = self.qrels.join(self.queries, on="query_id", how="anti")
@@ -128,6 +135,8 @@ class Benchmark:
             )
         if self.queries.height == 0 or self.corpus.height == 0:
             raise XevalError("benchmark has no queries or no documents", file=where)
+        if self.qrels.filter(pl.col("relevance") > 0).height == 0:
+            raise XevalError("benchmark has no relevant qrels", file=where)
 
     # ---- persistence --------------------------------------------------------------
     def save(self, out: str | Path, *, overwrite: bool = False) -> Path:
@@ -138,7 +147,9 @@ class Benchmark:
             "format_version": FORMAT_VERSION,
             **self.manifest,
             "name": self.name,
-            "languages": sorted(self.manifest.get("languages") or self.languages),
+            "languages": sorted(
+                {check_lang(x) for x in self.manifest.get("languages") or self.languages}
+            ),
             "counts": {
                 "queries": self.queries.height,
                 "documents": self.corpus.height,
@@ -146,6 +157,14 @@ class Benchmark:
                 "per_language": self.counts(),
             },
             "fingerprint": self.fingerprint,
+            "table_digests": {
+                t: table_digest(df)
+                for t, df in (
+                    ("corpus", self.corpus),
+                    ("queries", self.queries),
+                    ("qrels", self.qrels),
+                )
+            },
         }
         manifest = provenance(**manifest)
         with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -161,6 +180,8 @@ class Benchmark:
 
 def _conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     df = spec.validate(df)
+    if "lang" in df.columns:
+        df = df.with_columns(_normalised_langs(df, spec))
     # optional columns are kept only when they carry something (so formats round-trip)
     empty = [
         c
@@ -171,6 +192,29 @@ def _conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     return df.drop(empty)
 
 
+def _normalised_langs(df: pl.DataFrame, spec: TableSpec) -> pl.Series:
+    """The ``lang`` column in canonical form; an invalid code names its record."""
+    key = spec.key[0]
+    mapping = {}
+    for raw in df.get_column("lang").unique().to_list():
+        if raw is None or not raw.strip():
+            continue  # Benchmark.validate reports missing languages with the record
+        try:
+            mapping[raw] = check_lang(raw)
+        except XevalError as exc:
+            rec = df.filter(pl.col("lang") == raw).get_column(key)[0]
+            raise XevalError(exc.message, file=spec.name, record=f"{key} {rec!r}") from None
+    seen: dict[str, str] = {}
+    for raw, norm in sorted(mapping.items()):
+        if seen.setdefault(norm, raw) != raw:
+            raise XevalError(
+                f"language codes {seen[norm]!r} and {raw!r} both mean {norm!r}; write one",
+                file=spec.name,
+                record="lang",
+            )
+    return df.get_column("lang").replace(mapping)
+
+
 def _default_card(manifest: dict[str, Any]) -> str:
     lines = [f"# {manifest['name']}", "", manifest.get("description", ""), ""]
     lines += ["| lang | queries | documents | qrels |", "|---|---|---|---|"]
@@ -179,23 +223,79 @@ def _default_card(manifest: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "name": str,
+    "languages": list,
+    "counts": dict,
+    "fingerprint": str,
+    "builder": str,
+    "sample": (dict, type(None)),
+    "source": dict,
+}
+# (path, size, mtime_ns) of the three tables -> their verified fingerprint
+_VERIFIED: dict[tuple[tuple[str, int, int], ...], str] = {}
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """``DIR/benchmark.json`` with its fields' JSON types checked."""
+    mpath = path / "benchmark.json"
+    manifest = read_json(
+        mpath, missing="not a benchmark directory (no benchmark.json)", expect=dict
+    )
+    check_fields(manifest, _MANIFEST_FIELDS, mpath)
+    for i, lang in enumerate(manifest.get("languages") or []):
+        check_lang(lang, mpath, f"languages[{i}]")
+    return manifest
+
+
+def _verify_fingerprint(bench: Benchmark, path: Path) -> None:
+    """Refuse tables whose content no longer matches the manifest's fingerprint."""
+    expected = bench.manifest.get("fingerprint")
+    if expected is None:
+        raise XevalError("no fingerprint", file=path / "benchmark.json", record="fingerprint")
+    stats = []
+    for t in (CORPUS, QUERIES, QRELS):
+        st = (path / f"{t.name}.parquet").stat()
+        stats.append((str((path / f"{t.name}.parquet").resolve()), st.st_size, st.st_mtime_ns))
+    key = tuple(stats)
+    if _VERIFIED.get(key) == expected:
+        return
+    if bench.fingerprint != expected:
+        digests = bench.manifest.get("table_digests") or {}
+        changed = [
+            f"{t.name}.parquet"
+            for t, df in ((CORPUS, bench.corpus), (QUERIES, bench.queries), (QRELS, bench.qrels))
+            if digests.get(t.name) != table_digest(df)
+        ]
+        raise XevalError(
+            f"tables changed since the benchmark was built ({', '.join(changed) or 'a table'} "
+            "no longer matches benchmark.json's fingerprint); rebuild it",
+            file=path / (changed[0] if len(changed) == 1 else "benchmark.json"),
+        )
+    _VERIFIED[key] = expected
+
+
 def load_benchmark(path: str | Path, *, validate: bool = True) -> Benchmark:
-    """Load and validate a benchmark directory written by :meth:`Benchmark.save`."""
+    """Load a benchmark directory written by :meth:`Benchmark.save`.
+
+    With ``validate`` (the default) the tables are checked against the manifest's
+    content fingerprint (once per file version) and for consistency.
+    """
     path = Path(path)
     if not path.is_dir():
         raise XevalError(f"benchmark directory {path} does not exist")
-    manifest = read_json(
-        path / "benchmark.json", missing="not a benchmark directory (no benchmark.json)"
-    )
+    manifest = read_manifest(path)
     tables = {t.name: t.read(path / f"{t.name}.parquet") for t in (CORPUS, QUERIES, QRELS)}
     card_path = path / "README.md"
     bench = Benchmark(
         name=manifest.get("name", path.name),
         manifest=manifest,
-        card=card_path.read_text(encoding="utf-8") if card_path.exists() else "",
+        card=card_path.read_text(encoding="utf-8") if card_path.is_file() else "",
         path=path,
         **tables,
     )
     if validate:
+        _verify_fingerprint(bench, path)
         bench.validate(path)
     return bench

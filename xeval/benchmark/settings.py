@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
-from xeval.benchmark.schema import Benchmark
+from xeval.benchmark.schema import Benchmark, check_lang, load_benchmark
 from xeval.errors import XevalError
 from xeval.tables import KINDS
 
@@ -51,6 +52,7 @@ class Setting:
 
 
 def setting_name(kind: str, query_lang: str, doc_lang: str | None = None) -> str:
+    """``mono-X``, ``cross-X-Y`` or ``multi-X``: unambiguous, as codes never contain ``-``."""
     if kind == "mono":
         return f"mono-{query_lang}"
     if kind == "cross":
@@ -72,7 +74,7 @@ def enumerate_settings(
     bad = sorted(set(kinds) - set(KINDS))
     if bad:
         raise XevalError(f"unknown setting kind(s) {bad}; choose from {list(KINDS)}")
-    langs = sorted(set(languages) if languages else set(bench.languages))
+    langs = sorted({check_lang(x) for x in languages} if languages else set(bench.languages))
     unknown = sorted(set(langs) - set(bench.languages))
     if unknown:
         raise XevalError(f"languages {unknown} are not in benchmark {bench.name!r}")
@@ -112,4 +114,30 @@ def enumerate_settings(
                             setting_name(kind, x, y), kind, x, (y,), qr.sort("query_id", "doc_id")
                         )
                     )
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):  # cannot happen with checked codes; never overwrite
+        dup = next(n for n in names if names.count(n) > 1)
+        raise XevalError(f"two settings are named {dup!r}", file=bench.path or bench.name)
     return out
+
+
+@dataclass(frozen=True)
+class SettingsListing:
+    """A benchmark's settings with their query and qrel counts."""
+
+    rows: tuple[tuple[str, str, int, int], ...]  # name, kind, queries, qrels
+
+    def summary(self) -> str:
+        return "\n".join(
+            f"{name:20s} {kind:6s} queries={nq:6d} qrels={nr:7d}"
+            for name, kind, nq, nr in self.rows
+        )
+
+
+def list_settings(benchmark: str | Path, kinds: Iterable[str] = KINDS) -> SettingsListing:
+    """Load the benchmark directory ``benchmark`` and list its settings of ``kinds``."""
+    bench = load_benchmark(benchmark)
+    rows = tuple(
+        (s.name, s.kind, len(s.query_ids), s.qrels.height) for s in enumerate_settings(bench, kinds)
+    )
+    return SettingsListing(rows)

@@ -17,7 +17,7 @@ from xeval import __version__
 # command name -> "module:attribute"; adding a command is one line here plus its module
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
-        "xeval.demo:demo_cmd",
+        "xeval.cli.demo:demo_cmd",
         "Build XQuAD-R, evaluate multilingual-e5-small zero-shot, print the table.",
     ),
     "build-benchmark": (
@@ -44,18 +44,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "xeval.cli.evaluate:evaluate_cmd",
         "Score a run directory: MRR, Recall@k, nDCG, mAP, language bias.",
     ),
+    "fuse": (
+        "xeval.cli.fuse:fuse_cmd",
+        "Fuse runs of one benchmark (RRF, CombSUM, ...) into a new run.",
+    ),
     "compare": (
         "xeval.cli.compare:compare_cmd",
         "Significance tests between evaluated runs, with corrected p-values and reports.",
     ),
     "pairs": (
-        "xeval.cli.finetune:pairs_cmd",
+        "xeval.cli.pairs:pairs_cmd",
         "Build (query, passage) training pairs from parallel data.",
     ),
     "finetune": (
         "xeval.cli.finetune:finetune_cmd",
         "Hybrid-batch (X-X / X-Y / hybrid) contrastive fine-tuning.",
     ),
+    "study": ("xeval.cli.study:study_cmd", "Run, resume and report a study plan (TOML)."),
 }
 
 
@@ -86,14 +91,15 @@ class LazyGroup(click.Group):
             formatter.write_dl([(n, s) for n, (_, s) in COMMANDS.items()])
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
-        from xeval.errors import XevalError
+        from xeval.errors import XevalError, describe_os_error
 
         try:
             return super().invoke(ctx)
-        except XevalError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+        except (XevalError, OSError) as exc:
             if os.environ.get("XEVAL_DEBUG"):
                 raise
+            msg = str(exc) if isinstance(exc, XevalError) else describe_os_error(exc)
+            click.secho(f"error: {msg}", fg="red", err=True)
             sys.exit(2)
 
 

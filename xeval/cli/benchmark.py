@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import click
 
-from xeval.benchmark.registry import BuilderSpec, build_benchmark, builders
+from xeval.benchmark.registry import BuilderSpec, builders, write_benchmark
+from xeval.tables import KINDS
 
 
-def _builder_command(spec: BuilderSpec) -> click.Command:
+def _common_options(spec: BuilderSpec) -> list[click.Parameter]:
+    """--out, --source, --overwrite, --sample-queries, --seed: every builder has them."""
     src_help = f"Where the raw files are: {spec.source_help or 'a folder or archive'}. " + (
         "Default: $XEVAL_SOURCES/"
         f"{spec.source.relpath}, then ../shared/data/{spec.source.relpath}, then the "
@@ -18,7 +19,7 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
         if spec.source
         else "Required: this builder reads your own data."
     )
-    params: list[click.Parameter] = [
+    return [
         click.Option(
             ["--out", "-o"],
             required=True,
@@ -43,6 +44,11 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
             ["--seed"], type=int, default=0, show_default=True, help="Seed for --sample-queries."
         ),
     ]
+
+
+def _own_options(spec: BuilderSpec) -> list[click.Parameter]:
+    """The builder's own options, from its registry entry."""
+    params: list[click.Parameter] = []
     for opt in spec.options:
         if opt.name in ("seed", "out", "source", "overwrite", "sample_queries"):
             continue  # common options above; a builder's own ``seed`` receives --seed
@@ -63,6 +69,11 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
                     [flag], type=typ, default=opt.default, show_default=True, help=opt.help
                 )
             )
+    return params
+
+
+def _builder_command(spec: BuilderSpec) -> click.Command:
+    """``xeval build-benchmark NAME``: its options, one library call, the summary."""
 
     def callback(
         out: Path,
@@ -72,7 +83,7 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
         seed: int,
         **opts,
     ):
-        path = build_benchmark(
+        result = write_benchmark(
             spec.name,
             out,
             source,
@@ -81,28 +92,14 @@ def _builder_command(spec: BuilderSpec) -> click.Command:
             seed=seed,
             **opts,
         )
-        _print_summary(path)
+        click.echo(result.summary())
 
     return click.Command(
         spec.name,
-        params=params,
+        params=[*_common_options(spec), *_own_options(spec)],
         callback=callback,
         help=f"{spec.description}\n\nDomain: {spec.domain}. Licence: {spec.licence}.",
         short_help=spec.description,
-    )
-
-
-def _print_summary(path: Path) -> None:
-    from xeval.benchmark.schema import load_benchmark
-    from xeval.benchmark.settings import enumerate_settings
-
-    bench = load_benchmark(path)
-    kinds = Counter(s.kind for s in enumerate_settings(bench))
-    c = bench.manifest["counts"]
-    click.echo(
-        f"wrote {path}: {c['queries']} queries, {c['documents']} documents, {c['qrels']} qrels, "
-        f"{len(bench.languages)} languages ({' '.join(bench.languages)}); settings: "
-        f"{kinds.get('mono', 0)} mono, {kinds.get('cross', 0)} cross, {kinds.get('multi', 0)} multi"
     )
 
 
@@ -165,16 +162,11 @@ def export_cmd(benchmark: Path, out: Path, fmt: str, overwrite: bool) -> None:
     "--kind",
     "kinds",
     multiple=True,
-    type=click.Choice(["mono", "cross", "multi"]),
+    type=click.Choice(KINDS),
     help="Only these kinds (repeatable). Default: all.",
 )
 def settings_cmd(benchmark: Path, kinds: tuple[str, ...]) -> None:
     """List BENCHMARK's retrieval settings with their query and qrel counts."""
-    from xeval.benchmark.schema import load_benchmark
-    from xeval.benchmark.settings import enumerate_settings
+    from xeval.benchmark.settings import list_settings
 
-    bench = load_benchmark(benchmark)
-    for s in enumerate_settings(bench, kinds or ("mono", "cross", "multi")):
-        click.echo(
-            f"{s.name:20s} {s.kind:6s} queries={len(s.query_ids):6d} qrels={s.qrels.height:7d}"
-        )
+    click.echo(list_settings(benchmark, kinds or KINDS).summary())

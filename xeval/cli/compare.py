@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,7 +12,7 @@ from xeval.compare.stats import CORRECTIONS, TESTS
 
 
 @click.command("compare")
-@click.argument("runs", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("runs", nargs=-1, required=True)
 @click.option(
     "--test",
     "test",
@@ -47,10 +48,10 @@ from xeval.compare.stats import CORRECTIONS, TESTS
 @click.option(
     "--unit",
     type=click.Choice(UNITS),
-    default="observation",
-    show_default=True,
-    help="Paired unit within a group: observation = (setting, query) cell; query = "
-    "a query id averaged over the group's settings (more conservative).",
+    default=None,
+    help="Paired unit: unit = question (the benchmark's unit_id, averaged over its "
+    "languages and settings in the group; default when the benchmark has unit ids); query "
+    "= query id (default otherwise); observation = (setting, query) cell (n too large).",
 )
 @click.option(
     "--correction",
@@ -73,7 +74,16 @@ from xeval.compare.stats import CORRECTIONS, TESTS
     show_default=True,
     help="Random swaps for --test fisher (exact enumeration when 2^n is smaller).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --test fisher.")
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=9999,
+    show_default=True,
+    help="Bootstrap resamples for the paired BCa interval over units (0: none).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for fisher and the bootstrap."
+)
 @click.option(
     "--out",
     "-o",
@@ -83,48 +93,20 @@ from xeval.compare.stats import CORRECTIONS, TESTS
     "written atomically. Default: print only.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no third-party warnings.")
 def compare_cmd(
-    runs: Path,
-    test: str,
-    metrics: tuple[str, ...],
-    baseline: str | None,
-    by: str,
-    unit: str,
-    correction: str,
-    alpha: float,
-    permutations: int,
-    seed: int,
-    out: Path | None,
-    overwrite: bool,
+    runs: tuple[str, ...], out: Path | None, overwrite: bool, quiet: bool, **options: Any
 ) -> None:
-    """Compare every evaluated run under RUNS, query by query.
+    """Compare the evaluated runs in RUNS (run folders, folders of runs or globs).
 
     Runs must share the benchmark (fingerprint) and, per setting, the query set; runs that
-    differ only by seed are grouped into one system (mean ± std). Prints the corrected
-    table; with --out also writes the reports.
+    differ only by seed are grouped into one system (mean ± std); a run's label
+    (``xeval run --label``) is its system name. Prints the corrected table; with --out also
+    writes the reports.
     """
-    from xeval.compare import CompareOptions, compare_folder, write_report
-    from xeval.compare.tables import console
-    from xeval.errors import XevalError
+    from xeval.compare import CompareOptions, CompareRequest, run_compare
 
-    if out is not None and out.exists() and not overwrite:
-        raise XevalError(f"{out} exists; pass --overwrite to replace it")
-    options = CompareOptions(
-        test=test,
-        metrics=tuple(dict.fromkeys(metrics)),
-        baseline=baseline,
-        by=by,
-        unit=unit,
-        correction=correction,
-        alpha=alpha,
-        permutations=permutations,
-        seed=seed,
-    )
-    comp = compare_folder(runs, options)
-    click.echo(console(comp))
-    if out is not None:
-        path = write_report(comp, out, overwrite=overwrite)
-        click.echo(
-            f"\nwrote {path}/ (report.html, report.md, report.tex, comparisons.csv|parquet, "
-            "scores.csv|parquet, figures/*.png|svg)"
-        )
+    options["metrics"] = tuple(dict.fromkeys(options["metrics"]))
+    request = CompareRequest(runs, CompareOptions(**options), out, overwrite, quiet)
+    result = run_compare(request)
+    click.echo(result.summary())

@@ -1,83 +1,10 @@
-"""``xeval pairs`` and ``xeval finetune``: training pairs and hybrid-batch fine-tuning."""
+"""``xeval finetune``: hybrid-batch fine-tuning (options parsed here, work in xeval.training)."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import click
-
-from xeval.training.pairs import PAIR_SOURCES
-
-
-@click.command("pairs")
-@click.argument("source_name", metavar="SOURCE", type=click.Choice(list(PAIR_SOURCES)))
-@click.option(
-    "--out",
-    "-o",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Pairs file to write (Parquet; a .json sidecar holds counts and provenance).",
-)
-@click.option(
-    "--source",
-    "-s",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Raw data: a folder (default: $XEVAL_SOURCES, then ../shared/data) or, for "
-    "parallel-jsonl, the .jsonl file (one record per unit and language: unit_id, "
-    "lang, query, passage).",
-)
-@click.option(
-    "--max-units",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Keep a seeded sample of N units (all their language pairs).",
-)
-@click.option(
-    "--languages",
-    default=None,
-    help="Comma-separated languages (python-docs, ddtp only; see their docs).",
-)
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-def pairs_cmd(
-    source_name: str,
-    out: Path,
-    source: Path | None,
-    max_units: int | None,
-    languages: str | None,
-    overwrite: bool,
-) -> None:
-    """Build (query, passage) training pairs from parallel data.
-
-    One row per unit and (query language, passage language), X-X included, with columns
-    query, passage, query_lang, passage_lang, unit_id, source. Only query and passage
-    reach the loss; the rest drives the X-X / X-Y batch sampler.
-
-    \b
-    Sources: lareqa-mlqa-r, lareqa-xquad-r (question -> answer sentence), parallel-jsonl
-    (your file), python-docs, ddtp (technical), justice-canada, finlex (legal).
-    """
-    from xeval.errors import XevalError
-    from xeval.training.pairs import build_pairs, save_pairs, summarize_pairs
-
-    if out.exists() and not overwrite:
-        raise XevalError(f"{out} exists; pass --overwrite to replace it")
-    df = build_pairs(source_name, source, max_units=max_units, languages=languages)
-    save_pairs(
-        df,
-        out,
-        source=source_name,
-        source_path=str(source) if source else None,
-        max_units=max_units,
-        languages=languages,
-    )
-    s = summarize_pairs(df)
-    click.echo(
-        f"{out}: {s['rows']:,} pairs, {s['units']:,} units, languages {' '.join(s['languages'])}; "
-        f"{s['mono_rows']:,} X-X and {s['cross_rows']:,} X-Y"
-    )
 
 
 @click.command("finetune")
@@ -191,6 +118,20 @@ def pairs_cmd(
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, ... Default: the best available.")
 @click.option(
+    "--dtype",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="Compute precision: bf16 mixed precision (autocast, fp32 weights) or fp32; auto = "
+    "bf16 where the CPU (AVX512-BF16/AMX) or GPU supports it natively.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads per process. Default: $OMP_NUM_THREADS, else physical cores / processes.",
+)
+@click.option(
     "--eval-benchmark",
     type=click.Path(path_type=Path),
     default=None,
@@ -260,17 +201,6 @@ def finetune_cmd(**kw: object) -> None:
         eval_queries=kw.pop("eval_queries") or None,  # type: ignore[arg-type]
         **kw,  # type: ignore[arg-type]
     )
-    card = finetune(cfg)
-    if int(os.environ.get("RANK", "0") or 0) != 0:
-        return  # several processes: rank 0 reports
-    t = card["training"]
-    if "model" in card:
-        click.echo(
-            f"{card['model']['path']}: {t['global_step']} steps, "
-            f"{t['pairs_per_second']} pairs/s, loss {t['train_loss']:.4f}, "
-            f"{card['wall_seconds']:.0f} s in all; card {Path(cfg.out) / 'xeval-train.json'}"
-        )
-    else:
-        click.echo(f"{card['status']}: continue with the same command and --resume")
-    if card.get("evaluation"):
-        click.echo(json.dumps(card["evaluation"]["history"][-1]))
+    result = finetune(cfg)
+    if result.is_main:  # several processes: one reports
+        click.echo(result.summary())

@@ -18,7 +18,8 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     "-m",
     required=True,
     help="Model name (e.g. multilingual-e5-small, see `xeval models list`), a local "
-    "sentence-transformers folder, or a hub name (needs a network).",
+    "sentence-transformers folder, a hub name (needs a network), or bm25 (lexical "
+    "baseline; bm25:k1=1.2,b=0.75 sets its parameters).",
 )
 @click.option(
     "--benchmark",
@@ -153,6 +154,7 @@ def run_cmd(model: str, benchmark: Path, out: Path, quiet: bool, **options: obje
     Example:
       xeval run --model multilingual-e5-small --benchmark bench/xquad-r --out runs/e5
     """
+    from xeval.retrieval.lexical import is_bm25, run_bm25_spec  # BM25: --model bm25[:k1=..,b=..]
     from xeval.retrieval.run import RunConfig, run_benchmark
 
     config = RunConfig(
@@ -162,4 +164,9 @@ def run_cmd(model: str, benchmark: Path, out: Path, quiet: bool, **options: obje
         progress=not quiet,
         **options,  # type: ignore[arg-type]
     )
+    if is_bm25(model):  # BM25 (bm25s) writes the same run directory, ranks for every setting
+        click.echo(run_bm25_spec(model, benchmark, out, k=config.k, kinds=config.kinds,
+            languages=config.languages, overwrite=config.overwrite,
+            progress=config.progress).summary())  # fmt: skip
+        return
     click.echo(run_benchmark(model, benchmark, out, config).summary())

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xeval.compare import tables
-from xeval.compare.core import Comparison
+from xeval.compare.core import PAIRING, PLURAL, Comparison
 from xeval.compare.plots import FigureFile
 from xeval.provenance import write_text
 
@@ -33,7 +33,7 @@ sup{color:#1a6b1a;font-weight:600}.note{color:#555;font-size:.9rem}
 .figs{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;border:1px solid #eee;padding:.4rem}
 figure img{max-width:min(100%,760px);height:auto;display:block}figcaption{font-size:.8rem;color:#555}
 pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.75rem;max-height:24rem}
-.scroll{overflow-x:auto}code{background:#f3f3f3;padding:0 .2rem}
+.scroll{overflow-x:auto}.warn{background:#fff4e0;border:1px solid #e0b060;padding:.4rem .8rem}code{background:#f3f3f3;padding:0 .2rem}
 """
 
 _SCRIPT = """
@@ -105,8 +105,8 @@ def _scores_section(comp: Comparison) -> str:
     out.append(
         f'<p class="note">Superscripts: significantly better than the system with that letter '
         f"({escape(o.test)}, {escape(o.correction)}-corrected p ≤ {o.alpha}). Scores are "
-        "macro-averages over the settings of a unit; ± is the standard deviation over seed "
-        "replicas.</p>"
+        f"macro-averages over the settings of a {tables.unit_header(comp)}; ± is the standard "
+        f"deviation over seed replicas; the tests pair {PLURAL[comp.unit]}.</p>"
     )
     return "\n".join(out)
 
@@ -188,6 +188,13 @@ def _provenance_section(comp: Comparison) -> str:
     return "\n".join(out)
 
 
+def _warnings(comp: Comparison) -> str:
+    if not comp.warnings:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in comp.warnings)
+    return f'<div class="warn"><b>Warnings</b><ul>{items}</ul></div>'
+
+
 def render(comp: Comparison, figures: Sequence[FigureFile], meta: dict[str, Any]) -> str:
     """The report as one HTML string."""
     let = tables.letters(comp)
@@ -212,11 +219,7 @@ def render(comp: Comparison, figures: Sequence[FigureFile], meta: dict[str, Any]
             {k: v for k, v in meta.get("options", {}).items()}, ensure_ascii=False, default=str
         )
     )
-    pairing = (
-        "(setting, query) cells of the unit"
-        if o.unit == "observation"
-        else "query ids (each averaged over the unit's settings)"
-    )
+    pairing = f"{PAIRING[comp.unit]}; n = {comp.n_units} {PLURAL[comp.unit]}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -224,10 +227,12 @@ def render(comp: Comparison, figures: Sequence[FigureFile], meta: dict[str, Any]
 <body data-xeval-rendered="pending">
 <h1>{escape(title)}</h1>
 <p>{escape(tables.describe(comp))}</p>
-<p class="note">Paired observations: {escape(pairing)}. Effect size: mean difference B − A
-with a t-based 95 % confidence interval. Created {escape(str(meta.get("created", "")))} by
+<p class="note">Pairing unit: {escape(pairing)}. Effect size: mean difference B − A
+with a t-based and a paired bootstrap (BCa, {o.bootstrap} resamples, seed {o.seed}) 95 %
+confidence interval; seed sd: std of a system's score over its seed replicas. Created {escape(str(meta.get("created", "")))} by
 <code>{escape(str(meta.get("command", "")))}</code>. Render check: <span id="render-status">
 not run</span>.</p>
+{_warnings(comp)}
 <h2>Systems</h2><ul>{systems}</ul>
 <h2>Scores</h2>{_scores_section(comp)}
 <h2>Comparisons</h2>{_comparisons_section(comp)}

@@ -9,8 +9,14 @@ same settings and, in each setting, the same query ids. Anything else is refused
 message naming the runs and the difference, because a paired test over different queries
 is meaningless.
 
+System name: the run's own label (``run.json`` ``label``, set by ``xeval run --label``),
+else the model's short name; a trailing ``-seedN``/``_seedN`` is stripped.
+
+Unit ids: the question each query belongs to (``unit_id`` of the benchmark's
+``queries.parquet``, found through ``run.json`` ``benchmark.path``); see :func:`unit_ids`.
+
 Seed replicas: runs whose configuration is the same except for the seed are one *system*.
-The configuration is the model label (else name; a trailing ``-seedN``/``_seedN`` is
+The configuration is the run label, the model label (else name; a trailing ``-seedN``/``_seedN`` is
 stripped), the benchmark fingerprint, prompts, backend, k and the list of settings. The
 model path and fingerprint are not part of it, so fine-tunes with different training
 seeds group together. Replicas must differ in their run seed or their model's seed (read
@@ -23,6 +29,7 @@ mean ± std over replicas.
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -32,8 +39,9 @@ from typing import Any
 
 import polars as pl
 
+from xeval.compare.metrics import valid_range
 from xeval.errors import XevalError
-from xeval.tables import PER_QUERY, read_json
+from xeval.tables import PER_QUERY, QUERIES, read_json
 
 PER_QUERY_FILE = Path("eval") / "per_query.parquet"
 KEYS = PER_QUERY.key
@@ -55,10 +63,17 @@ class EvaluatedRun:
         return str(model.get("label") or model.get("name") or self.path.name)
 
     @property
+    def run_label(self) -> str | None:
+        """The run's own label (``xeval run --label``), None when the run has none."""
+        label = self.meta.get("label")
+        return str(label) if label else None
+
+    @property
     def short_name(self) -> str:
-        """The model's short name (else label, else folder), without a ``-seedN`` suffix."""
+        """The run's label, else the model's short name (else label, else folder), without
+        a ``-seedN`` suffix."""
         model = self.meta.get("model") or {}
-        name = str(model.get("name") or model.get("label") or self.path.name)
+        name = self.run_label or str(model.get("name") or model.get("label") or self.path.name)
         return _SEED_SUFFIX.sub("", name)
 
     @property
@@ -106,8 +121,9 @@ class EvaluatedRun:
         model = self.meta.get("model") or {}
         bench = self.meta.get("benchmark") or {}
         key = {
+            "run_label": _SEED_SUFFIX.sub("", self.run_label or ""),
             "label": _SEED_SUFFIX.sub("", self.label),
-            "model_name": model.get("name"),
+            "model_name": _SEED_SUFFIX.sub("", str(model.get("name") or "")),
             "benchmark": bench.get("fingerprint"),
             "prompts": self.meta.get("prompts"),
             "backend": self.meta.get("backend"),
@@ -172,6 +188,16 @@ def _check_values(df: pl.DataFrame, file: Path) -> None:
             f"{row['query_id']!r} in {row['setting']} is {row['value']}",
             file=file,
         )
+    for metric in df["metric"].unique().sort():
+        lo, hi = valid_range(metric)
+        out = df.filter((pl.col("metric") == metric) & ~pl.col("value").is_between(lo, hi))
+        if out.height:
+            row = out.row(0, named=True)
+            raise XevalError(
+                f"{out.height} {metric} values outside [{lo}, {hi}], e.g. query "
+                f"{row['query_id']!r} in {row['setting']} has {row['value']}",
+                file=file,
+            )
     dup = df.group_by("setting", "query_id", "metric").len().filter(pl.col("len") > 1)
     if dup.height:
         row = dup.row(0, named=True)
@@ -182,12 +208,48 @@ def _check_values(df: pl.DataFrame, file: Path) -> None:
         )
 
 
-def load_runs(root: str | Path, metrics: Iterable[str] | None = None) -> list[EvaluatedRun]:
-    """Every evaluated run under ``root``; un-evaluated run folders are an error."""
-    dirs = find_run_dirs(root)
-    if not dirs:
-        raise XevalError("no run folders (run.json) found", file=root)
-    return [load_run(d, metrics) for d in dirs]
+def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Run folders named by ``paths``: folders (searched for ``run.json``) and globs."""
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    dirs: list[Path] = []
+    for item in items:
+        text = str(item)
+        hits = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        if not hits:
+            raise XevalError("the pattern matches nothing", file=text)
+        for hit in hits:
+            found = find_run_dirs(hit)
+            if not found:
+                raise XevalError("no run folders (run.json) found", file=hit)
+            dirs += found
+    return list(dict.fromkeys(p.resolve() for p in dirs))
+
+
+def load_runs(
+    paths: str | Path | Sequence[str | Path], metrics: Iterable[str] | None = None
+) -> list[EvaluatedRun]:
+    """Every evaluated run in ``paths`` (folders or globs); un-evaluated runs are an error."""
+    wanted = None if metrics is None else list(metrics)
+    return [load_run(d, wanted) for d in expand_paths(paths)]
+
+
+def unit_ids(run: EvaluatedRun) -> pl.DataFrame | None:
+    """``query_id, unit_id`` of the run's benchmark, None when it has no unit ids.
+
+    Read from ``queries.parquet`` in the folder ``run.json`` names as ``benchmark.path``;
+    a benchmark folder that is gone also gives None (pairing then falls back to query ids).
+    """
+    bench = (run.meta.get("benchmark") or {}).get("path")
+    file = Path(bench) / "queries.parquet" if bench else None
+    if file is None or not file.is_file():
+        return None
+    queries = QUERIES.read(file)
+    if "unit_id" not in queries.columns:
+        return None
+    table = queries.select("query_id", "unit_id")
+    if table["unit_id"].null_count():
+        return None
+    return table
 
 
 def check_comparable(runs: Sequence[EvaluatedRun], metrics: Sequence[str] = ()) -> None:

@@ -191,3 +191,31 @@ def adjust(p: Sequence[float], method: str) -> np.ndarray:
     if method == "none":
         return p_.copy()
     raise ValueError(f"unknown correction {method!r}; choose one of {', '.join(CORRECTIONS)}")
+
+
+def bootstrap_ci(
+    a: Sequence[float],
+    b: Sequence[float],
+    n_resamples: int = 9999,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Paired bootstrap confidence interval of the mean of b - a (``scipy.stats.bootstrap``,
+    BCa, seeded); NaN bounds for fewer than 2 pairs or ``n_resamples`` 0.
+
+    When every difference is equal the interval is that difference (scipy cannot form one).
+    """
+    d = _diff(a, b)
+    if d.size < 2 or n_resamples < 1:
+        return float("nan"), float("nan")
+    if np.ptp(d) <= _TIE:
+        return float(d.mean()), float(d.mean())
+    res = _st.bootstrap(
+        (d,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="BCa",
+        random_state=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)

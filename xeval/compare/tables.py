@@ -8,12 +8,14 @@ carries the letters of the systems it is *significantly better than* (corrected 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
-from xeval.compare.core import Comparison
+from xeval.compare.core import PAIRING, PLURAL, Comparison
+from xeval.compare.metrics import fmt
 from xeval.provenance import atomic_path, write_text
 
 _SUP = dict(zip("abcdefghijklmnoprstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ", strict=True))
@@ -44,15 +46,19 @@ def beats(comp: Comparison) -> dict[tuple[str, str, str], list[str]]:
 
 
 def fmt_value(metric: str, value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    return fmt(metric, value)
+
+
+def fmt_p(p: float | None) -> str:
+    """One p-value format everywhere: three decimals, ``<0.001`` below (exact values are in
+    comparisons.csv / .parquet)."""
+    if p is None or math.isnan(p):
         return "–"
-    return f"{value:.1f}" if metric == "LB" else f"{value:.4f}"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def fmt_p(p: float) -> str:
-    if p < 1e-4:
-        return f"{p:.1e}"
-    return f"{p:.4f}"
+def fmt_ci(metric: str, low: float | None, high: float | None) -> str:
+    return f"[{fmt(metric, low, sign=True)}, {fmt(metric, high, sign=True)}]"
 
 
 def _sup(marks: Sequence[str]) -> str:
@@ -111,34 +117,48 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain fixed-width table for the console."""
-    widths = [
-        max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
-        for i, h in enumerate(headers)
-    ]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*headers), "  ".join("-" * w for w in widths)]
-    lines += [fmt.format(*map(str, r)) for r in rows]
-    return "\n".join(lines)
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int = 0) -> str:
+    """A plain fixed-width table for the console; with ``width``, the widest column is
+    clipped (``…``) until the table fits."""
+    cols = [[str(h), *(str(r[i]) for r in rows)] for i, h in enumerate(headers)]
+    widths = [max(map(len, c)) for c in cols]
+    while width and sum(widths) + 2 * (len(widths) - 1) > width and max(widths) > 8:
+        widths[widths.index(max(widths))] -= 1
+
+    def clip(x: str, w: int) -> str:
+        return x if len(x) <= w else x[: w - 1] + "…"
+
+    fmt_ = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt_.format(*(clip(str(h), w) for h, w in zip(headers, widths, strict=True)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append(fmt_.format(*(clip(str(x), w) for x, w in zip(r, widths, strict=True))))
+    return "\n".join(line.rstrip() for line in lines)
 
 
-def _verdict(r: dict) -> str:
+def _verdict(r: dict, names: dict[str, str] | None = None) -> str:
     if not r["significant"] or r["better"] == "=":
         return "n.s."
-    return f"{r['system_b'] if r['better'] == 'B' else r['system_a']} better"
+    winner = r["system_b"] if r["better"] == "B" else r["system_a"]
+    return f"{(names or {}).get(winner, winner)} better"
 
 
-def comparison_rows(comp: Comparison) -> tuple[list[str], list[list[str]]]:
-    """The comparisons as strings: one row per test."""
+def comparison_rows(
+    comp: Comparison, names: dict[str, str] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """The comparisons as strings, one row per test; ``names`` shortens system names."""
+    nm = names or {}
     headers = [
         "metric",
-        "unit",
+        unit_header(comp),
         "A",
         "B",
         "mean A",
         "mean B",
-        "Δ B−A [95% CI]",
+        "Δ B−A",
+        "95% CI (t)",
+        "95% CI (boot)",
+        "seed sd",
         "W/T/L",
         "n",
         "p",
@@ -148,49 +168,71 @@ def comparison_rows(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     rows = []
     for r in comp.results.iter_rows(named=True):
         m = r["metric"]
-        ci = (
-            f"{r['delta']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
-            if m != "LB"
-            else f"{r['delta']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
-        )
+        sd = fmt(m, r["seed_sd"]) + ("!" if r["below_seed_sd"] else "")
         rows.append(
             [
                 m,
                 r["unit"],
-                r["system_a"],
-                r["system_b"],
-                fmt_value(m, r["mean_a"]),
-                fmt_value(m, r["mean_b"]),
-                ci,
+                nm.get(r["system_a"], r["system_a"]),
+                nm.get(r["system_b"], r["system_b"]),
+                fmt(m, r["mean_a"]),
+                fmt(m, r["mean_b"]),
+                fmt(m, r["delta"], sign=True),
+                fmt_ci(m, r["ci_low"], r["ci_high"]),
+                fmt_ci(m, r["boot_low"], r["boot_high"]),
+                sd,
                 f"{r['wins']}/{r['ties']}/{r['losses']}",
                 str(r["n"]),
                 fmt_p(r["p_value"]),
                 fmt_p(r["p_adjusted"]),
-                _verdict(r),
+                _verdict(r, nm),
             ]
         )
     return headers, rows
 
 
 def describe(comp: Comparison) -> str:
-    """One sentence on what was tested and how."""
+    """What was tested and how: test, pairing unit and n, correction, significant count."""
     o = comp.options
     n = comp.results.height
     sig = int(comp.results["significant"].sum())
-    pairing = "per (setting, query) cell" if o.unit == "observation" else "per query id"
+    ns = sorted(set(comp.results["n"]))
+    n_text = str(ns[0]) if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
     base = f"baseline {o.baseline}" if o.baseline else "all pairs"
     return (
-        f"{o.test} test ({pairing}), {base}, by {o.by}; {n} comparisons, p-values corrected "
-        f"with {o.correction} across all of them; α = {o.alpha}: {sig} significant. "
-        "W/T/L = queries where B beats / ties / loses to A"
+        f"{o.test} test per {PAIRING[comp.unit]}, n = {n_text} {PLURAL[comp.unit]}; {base}, by "
+        f"{o.by}; {n} comparisons, p-values corrected with {o.correction} across all of "
+        f"them; α = {o.alpha}: {sig} significant. W/T/L = {PLURAL[comp.unit]} where B beats / ties "
+        "/ loses to A; seed sd = std over seed replicas (! when larger than |Δ|)"
         + ("; LB: lower is better." if "LB" in o.metrics else ".")
     )
 
 
-def console(comp: Comparison) -> str:
-    """The corrected comparison table as printed by ``xeval compare``."""
-    headers, rows = comparison_rows(comp)
-    return describe(comp) + "\n\n" + text_table(headers, rows)
+#: console columns kept (by header index): no t interval, W/T/L or uncorrected p
+_CONSOLE = (0, 1, 2, 3, 4, 5, 6, 8, 9, 11, 13, 14)
+
+
+def console(comp: Comparison, width: int = 120) -> str:
+    """The corrected comparison table as printed by ``xeval compare``: the bootstrap
+    interval, the corrected p; systems by name when that fits ``width`` columns, else by letter
+    (legend above), and cells clipped (``…``) if still too wide."""
+    let = letters(comp)
+    for names in ({}, let):
+        headers, rows = comparison_rows(comp, names)
+        headers = [headers[i] for i in _CONSOLE]
+        headers[1] = "group" if comp.options.by == "group" else headers[1]
+        rows = [[r[i] for i in _CONSOLE] for r in rows]
+        text = text_table(headers, rows)
+        if max(map(len, text.splitlines())) <= width:
+            break
+    text = text_table(headers, rows, width)
+    parts = [textwrap.fill(describe(comp), width)]
+    if names:
+        parts += ["", "systems:", *(f"  ({let[s.name]}) {s.name}" for s in comp.systems)]
+    parts += ["", text]
+    if comp.warnings:
+        parts += ["", *(textwrap.fill(f"warning: {w}", width) for w in comp.warnings)]
+    return "\n".join(parts)
 
 
 def markdown(comp: Comparison) -> str:
@@ -212,8 +254,9 @@ def markdown(comp: Comparison) -> str:
         parts += [f"## {metric}", "", _md_table(headers, rows), ""]
     parts.append(
         f"Superscripts: significantly better than that system ({o.test}, {o.correction}-"
-        f"corrected p ≤ {o.alpha}). Scores are macro-averages over settings; ± is the std "
-        "over seed replicas."
+        f"corrected p ≤ {o.alpha}). Scores are macro-averages over the settings of a "
+        f"{unit_header(comp)}; ± is the std over seed replicas; tests pair "
+        f"{PLURAL[comp.unit]}."
     )
     headers, rows = comparison_rows(comp)
     parts += ["", "## Comparisons", "", _md_table(headers, rows), ""]
@@ -323,7 +366,7 @@ def latex(comp: Comparison) -> str:
     for row, r in zip(rows, comp.results.iter_rows(named=True), strict=True):
         cells = [_tex(c) for c in row]
         if r["significant"]:
-            cells[10] = rf"\textbf{{{cells[10]}}}"
+            cells[13] = rf"\textbf{{{cells[13]}}}"
         out.append(" & ".join(cells) + r" \\")
     out += [
         r"\bottomrule",

@@ -1,31 +1,26 @@
-"""Score a run directory: every setting's run against its qrels, plus language bias.
+"""Score a run directory: every setting's run against its qrels, exact-rank metrics from ranks.
 
 Reads (the run contract)::
 
-    RUNDIR/run.json                      benchmark name, path, fingerprint; settings; model ...
-    RUNDIR/runs/<setting>.parquet        query_id, doc_id, score[, rank]  (rank is ignored)
-    RUNDIR/ranks/<multi-setting>.parquet query_id, doc_id, rank: exact pooled rank of every
-                                         relevant item (language bias)
+    RUNDIR/run.json                 benchmark name, path, fingerprint; settings; model;
+                                    "exact_ranks": false for runs without ranks/ (external, fused)
+    RUNDIR/runs/<setting>.parquet   query_id, doc_id, score[, rank]  (rank is ignored)
+    RUNDIR/ranks/<setting>.parquet  query_id, doc_id, rank: exact rank of every relevant item
+                                    over the setting's whole corpus (tie rule)
 
-Writes ``RUNDIR/eval/`` atomically (the evaluation contract)::
+Writes ``RUNDIR/eval/`` atomically (layout: :mod:`xeval.evaluation.report`).
 
-    per_query.parquet|csv        setting, kind, query_lang, doc_lang, query_id, metric, value
-    per_setting.parquet|csv|md   setting, kind, query_lang, doc_lang, metric, value,
-                                 n_queries, n_missing
-    summary.parquet|csv|md       kind, metric, value (macro-average over settings),
-                                 n_settings, n_queries, n_missing
-    matrix/<metric>.csv, matrix.md   query language × document language ("all" = multi)
-    eval.json                    provenance: run.json fields, metrics, tie rule, engine, notes
-
-Per-query values have no Markdown form (hundreds of thousands of rows). Queries of a
-setting that the run lacks score 0 on every ranking metric and are counted in
-``n_missing``. Language bias (``LB``) is computed for multilingual settings only, from the
-ranks files; queries with fewer than 2 relevant items are excluded from it.
+Which ranks a metric uses: a metric whose value depends on documents below the run's cut-off
+(``MAP``, ``nDCG``, ``MRR`` without cut-off; ``R@k``, ``MAP@k``... with k deeper than the run;
+``LB`` and ``QLP`` always) is computed from the exact ranks; a run that lists every document
+of its setting is its own exact ranking. Without exact ranks such a metric is **unavailable**
+(null, listed in the notes), never computed on the truncated run. ``MAP_trunc`` is trec_eval's
+map on the run as given. ``eval.json`` records the source of every metric per kind.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,61 +29,53 @@ import polars as pl
 from xeval.benchmark.schema import Benchmark, load_benchmark
 from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
-from xeval.metrics import ENGINES, Metric, parse_metrics, score
-from xeval.metrics.polars_engine import language_bias, missing_queries
+from xeval.evaluation.report import (
+    EvaluationResult,
+    aggregate,
+    check_replace,
+    write_eval,
+)
+from xeval.metrics import ENGINES, TIE_RULE, Metric, parse_metrics, score
+from xeval.metrics.polars_engine import check_ranks, missing_queries, rank_run, score_hits
 from xeval.metrics.validate import check_fingerprint, validate_run
-from xeval.provenance import atomic_dir, provenance, write_text
-from xeval.tables import (
-    KINDS,
-    PER_QUERY,
-    PER_SETTING,
-    RANKS,
-    RUN,
-    SUMMARY,
-    TIE_RULE,
-    read_json,
-    write_json,
+from xeval.provenance import provenance
+from xeval.tables import PER_QUERY, RANKS, RUN, read_json
+
+#: the fields of ``run.json`` copied into ``eval.json``
+RUN_FIELDS = ("model", "benchmark", "prompts", "backend", "k", "settings", "seed", "exact_ranks")
+EXACT_RULE = (
+    "metrics that depend on documents below the run's cut-off (MAP, nDCG, MRR without cut-off; "
+    "@k deeper than the run; LB, QLP) come from the exact rank of every relevant item over the "
+    "setting's whole corpus (ranks/<setting>.parquet, or the run itself when it lists every "
+    "document); without exact ranks they are unavailable (null). MAP_trunc: trec_eval map on "
+    "the run as given."
 )
 
-#: the columns of ``run.json`` copied into ``eval.json``
-RUN_FIELDS = ("model", "benchmark", "prompts", "backend", "k", "settings", "seed")
-LB_RULE = (
-    "language bias = rank of the worst-ranked minus rank of the best-ranked relevant item over "
-    "the whole pooled corpus (multi settings only); queries with < 2 relevant items are excluded"
-)
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Options of :func:`evaluate_run` (``metrics``: names, None = the defaults)."""
+
+    metrics: str | tuple[str, ...] | list[str] | None = None
+    engine: str = "polars"
+    write: bool = True
+    replace: bool = False  # replace an eval/ that holds metrics this evaluation lacks
 
 
 @dataclass
-class EvaluationResult:
-    """The frames of one evaluation (as written to ``RUNDIR/eval``)."""
+class SettingScores:
+    """One setting's per-query values, the source of each metric and its missing queries."""
 
-    rundir: Path
-    metrics: list[str]
     per_query: pl.DataFrame
-    per_setting: pl.DataFrame
-    summary: pl.DataFrame
-    matrices: dict[str, pl.DataFrame]
-    info: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.rundir / "eval"
-
-    def value(self, kind: str, metric: str) -> float | None:
-        """Macro-average of ``metric`` over the settings of ``kind`` (None if absent)."""
-        row = self.summary.filter((pl.col("kind") == kind) & (pl.col("metric") == metric))
-        return float(row["value"][0]) if row.height else None
-
-    def console_table(self) -> str:
-        """Mono / cross / multi macro-averages, one column per metric, aligned for a terminal."""
-        return _text_table(self.summary, self.metrics)
+    sources: dict[str, str]  # metric -> "run" | "exact" | "unavailable"
+    n_missing: int
 
 
 # ---- reading the run directory -------------------------------------------------------------
 def read_run_json(rundir: Path) -> dict[str, Any]:
-    path = rundir / "run.json"
-    if not rundir.is_dir():
+    """``run.json`` as a dict; a missing or malformed one is an :class:`XevalError`."""
+    path = Path(rundir) / "run.json"
+    if not Path(rundir).is_dir():
         raise XevalError(f"run directory {rundir} does not exist")
     info = read_json(path, missing="not a run directory (no run.json)")
     if not isinstance(info, dict) or not isinstance(info.get("benchmark"), dict):
@@ -96,9 +83,10 @@ def read_run_json(rundir: Path) -> dict[str, Any]:
     return info
 
 
-def _resolve_benchmark(
+def resolve_benchmark(
     benchmark: str | Path | Benchmark | None, info: dict[str, Any], rundir: Path
 ) -> Benchmark:
+    """The benchmark given, else the one whose path ``run.json`` records."""
     if isinstance(benchmark, Benchmark):
         return benchmark
     if benchmark is not None:
@@ -138,112 +126,134 @@ def _settings(bench: Benchmark, info: dict[str, Any], rundir: Path) -> list[Sett
     return [available[n] for n in sorted(set(names), key=order.__getitem__)]
 
 
+# ---- scoring one setting -------------------------------------------------------------------
+def run_depth(run: pl.DataFrame, n_docs: int) -> int | None:
+    """The run's cut-off (most documents of one query); None when it lists the whole corpus."""
+    depth = int(run.group_by("query_id").len()["len"].max() or 0)  # type: ignore[arg-type]
+    return None if depth >= n_docs else depth
+
+
+def ranks_from_run(run: pl.DataFrame, qrels: pl.DataFrame) -> pl.DataFrame:
+    """Exact ranks of the relevant items from a run that lists every document."""
+    rel = qrels.filter(pl.col("relevance") > 0).select("query_id", "doc_id")
+    return rank_run(run).join(rel, on=["query_id", "doc_id"]).select("query_id", "doc_id", "rank")
+
+
+def score_setting(
+    s: Setting,
+    run: pl.DataFrame,
+    ranks: pl.DataFrame | None,
+    metrics: list[Metric],
+    context: tuple[pl.DataFrame, str],
+) -> SettingScores:
+    """Values of ``metrics`` on one setting: each from the run or from exact ranks.
+
+    ``ranks``: exact ranks over the setting's corpus (None: none recorded). ``context``: the
+    corpus (``doc_id``, ``lang``) and the engine.
+    """
+    corpus, engine = context
+    ms = [m for m in metrics if s.kind == "multi" or not m.multi_only]
+    n_docs = int(corpus["lang"].is_in(list(s.doc_langs)).sum())
+    depth = run_depth(run, n_docs)
+    if ranks is None and depth is None:
+        ranks = ranks_from_run(run, s.qrels)
+    from_run = [m for m in ms if not m.needs_exact(depth)]
+    exact = [m for m in ms if m.needs_exact(depth)] if ranks is not None else []
+    sources = {m.name: "run" for m in from_run} | {m.name: "exact" for m in exact}
+    sources |= {m.name: "unavailable" for m in ms if m.name not in sources}
+    frames = [score(run, s.qrels, from_run, engine=engine)] if from_run else []
+    if exact:
+        hits = ranks.join(  # type: ignore[union-attr]
+            corpus.select("doc_id", doc_lang="lang"), on="doc_id", how="left"
+        ).with_columns(query_lang=pl.lit(s.query_lang))
+        frames.append(score_hits(hits, s.qrels, exact))
+    meta = {"setting": s.name, "kind": s.kind, "query_lang": s.query_lang, "doc_lang": s.doc_lang}
+    per_query = (
+        pl.concat([f.select("query_id", "metric", "value") for f in frames])
+        .with_columns(**{k: pl.lit(v) for k, v in meta.items()})
+        .select(list(PER_QUERY.columns))
+        if frames
+        else PER_QUERY.empty()
+    )
+    return SettingScores(per_query, sources, missing_queries(run, s.qrels).height)
+
+
+def _load_setting(
+    rundir: Path, s: Setting, bench: Benchmark, exact_ranks: bool
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    path = rundir / "runs" / f"{s.name}.parquet"
+    run = validate_run(
+        RUN.read(path),
+        qrels=s.qrels,
+        corpus=bench.corpus.select("doc_id", "lang"),
+        doc_langs=s.doc_langs,
+        known_queries=bench.queries.select("query_id"),
+        file=path,
+        what=f"setting {s.name}",
+    )
+    rpath = rundir / "ranks" / f"{s.name}.parquet"
+    if not exact_ranks or not rpath.is_file():
+        return run, None
+    return run, check_ranks(RANKS.read(rpath), s.qrels, file=str(rpath))
+
+
 # ---- the evaluation ------------------------------------------------------------------------
 def evaluate_run(
     rundir: str | Path,
     benchmark: str | Path | Benchmark | None = None,
-    metrics: str | list[str] | None = None,
-    engine: str = "polars",
-    *,
-    write: bool = True,
+    config: EvalConfig | None = None,
+    **options: Any,
 ) -> EvaluationResult:
     """Evaluate every setting of ``rundir`` and (by default) write ``rundir/eval``.
 
     ``benchmark`` defaults to the path recorded in ``run.json``; its fingerprint must match
-    the one recorded there. ``metrics`` defaults to
-    :data:`xeval.metrics.definitions.DEFAULT_METRICS`. Raises :class:`XevalError` on bad input.
+    the one recorded there. ``options`` override fields of ``config`` (``metrics=``,
+    ``engine=``, ``write=``, ``replace=``). Raises :class:`XevalError` on bad input.
     """
-    if engine not in ENGINES:
-        raise XevalError(f"unknown engine {engine!r}; choose from {list(ENGINES)}")
+    cfg = _config(config, options)
     rundir = Path(rundir)
     info = read_run_json(rundir)
-    bench = _resolve_benchmark(benchmark, info, rundir)
+    bench = resolve_benchmark(benchmark, info, rundir)
     check_fingerprint(
         info["benchmark"].get("fingerprint"), bench.fingerprint, file=rundir / "run.json"
     )
-    ms = parse_metrics(metrics)
-    lb_asked = metrics is not None and any(m.family == "lb" for m in ms)
-    ranking = [m for m in ms if m.family != "lb"]
+    ms = parse_metrics(list(cfg.metrics) if isinstance(cfg.metrics, tuple) else cfg.metrics)
+    if cfg.write:
+        check_replace(rundir / "eval", [m.name for m in ms], cfg.replace)
     settings = _settings(bench, info, rundir)
-    corpus = bench.corpus.select("doc_id", "lang")
-    known = bench.queries.select("query_id")
-    notes: list[str] = []
-    frames: list[pl.DataFrame] = []
-    missing: dict[str, int] = {}
-    cut = max((m.k for m in ranking if m.k is not None), default=0)
-    shallow: list[tuple[str, int]] = []  # settings whose runs stop before the deepest cut-off
+    exact_ranks = info.get("exact_ranks", True) is not False
+    context = (bench.corpus.select("doc_id", "lang"), cfg.engine)
+    scores = {}
     for s in settings:
-        path = rundir / "runs" / f"{s.name}.parquet"
-        run = validate_run(
-            RUN.read(path),
-            qrels=s.qrels,
-            corpus=corpus,
-            doc_langs=s.doc_langs,
-            known_queries=known,
-            file=path,
-            what=f"setting {s.name}",
-        )
-        n_docs = (
-            bench.corpus.height
-            if s.kind == "multi"
-            else int(bench.corpus["lang"].is_in(list(s.doc_langs)).sum())
-        )
-        depth = int(run.group_by("query_id").len()["len"].max())  # type: ignore[arg-type]
-        if depth < min(cut, n_docs):
-            shallow.append((s.name, depth))
-        missing[s.name] = missing_queries(run, s.qrels).height
-        meta = {
-            "setting": s.name,
-            "kind": s.kind,
-            "query_lang": s.query_lang,
-            "doc_lang": s.doc_lang,
-        }
-        if ranking:
-            values = score(run, s.qrels, ranking, engine=engine)
-            frames.append(values.with_columns(**{k: pl.lit(v) for k, v in meta.items()}))
-        if s.kind == "multi" and any(m.family == "lb" for m in ms):
-            rpath = rundir / "ranks" / f"{s.name}.parquet"
-            if not rpath.is_file():
-                if lb_asked:
-                    raise XevalError(
-                        "missing ranks file: language bias needs exact ranks", file=rpath
-                    )
-                notes.append(f"LB of {s.name} not computed: {rpath} is missing")
-                continue
-            lb = language_bias(RANKS.read(rpath), s.qrels, file=str(rpath))
-            frames.append(
-                lb.select("query_id", "value").with_columns(
-                    metric=pl.lit("LB"), **{k: pl.lit(v) for k, v in meta.items()}
-                )
-            )
-    if shallow:
-        depth = max(d for _, d in shallow)
-        notes.append(
-            f"{len(shallow)} setting run(s) hold at most {depth} documents per query, fewer "
-            f"than the deepest cut-off ({cut}) and than their corpus (e.g. {shallow[0][0]}): "
-            "metrics at that depth count only the retrieved documents"
-        )
-    n_missing = sum(missing.values())
-    if n_missing:
-        worst = sorted(((v, k) for k, v in missing.items() if v), reverse=True)[:3]
-        notes.append(
-            f"{n_missing} (setting, query) pairs are missing from the runs and score 0 "
-            f"(most in: {', '.join(f'{k} ({v})' for v, k in worst)})"
-        )
-    names = [m.name for m in ms]
-    per_query = (
-        pl.concat([f.select(list(PER_QUERY.columns)) for f in frames], how="vertical")
-        if frames
-        else PER_QUERY.empty()
-    )
-    per_setting = _per_setting(per_query, settings, names, missing)
-    summary = _summary(per_setting, names)
-    matrices = {
-        m: _matrix(per_setting, m, bench.languages)
-        for m in names
-        if per_setting.filter(pl.col("metric") == m).height
-    }
-    meta_info = provenance(
+        run, ranks = _load_setting(rundir, s, bench, exact_ranks)
+        scores[s.name] = score_setting(s, run, ranks, ms, context)
+    result = aggregate(rundir, settings, ms, scores, bench.languages)
+    result.info = _provenance(info, rundir, bench, ms, cfg, result)
+    if cfg.write:
+        write_eval(result, bench.name)
+    return result
+
+
+def _config(config: EvalConfig | None, options: dict[str, Any]) -> EvalConfig:
+    cfg = config or EvalConfig()
+    unknown = set(options) - {f.name for f in fields(EvalConfig)}
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)}")
+    cfg = replace(cfg, **options)
+    if cfg.engine not in ENGINES:
+        raise XevalError(f"unknown engine {cfg.engine!r}; choose from {list(ENGINES)}")
+    return cfg
+
+
+def _provenance(
+    info: dict[str, Any],
+    rundir: Path,
+    bench: Benchmark,
+    ms: list[Metric],
+    cfg: EvalConfig,
+    result: EvaluationResult,
+) -> dict[str, Any]:
+    return provenance(
         run={k: info.get(k) for k in RUN_FIELDS if k in info},
         rundir=str(rundir),
         benchmark={
@@ -251,182 +261,30 @@ def evaluate_run(
             "path": str(bench.path) if bench.path else None,
             "fingerprint": bench.fingerprint,
         },
-        metrics=names,
+        metrics=[m.name for m in ms],
         metric_definitions={m.name: m.description for m in ms},
-        map_at_k="MAP@k divides by min(|rel|, k) (XTREME-R); trec_eval/ranx divide by |rel|",
+        exact_ranks={
+            "rule": EXACT_RULE,
+            "from_exact_ranks": result.exact_metrics(),
+            "unavailable": result.unavailable_metrics(),
+            "sources_by_kind": result.sources,
+        },
         tie_rule=TIE_RULE,
-        language_bias=LB_RULE,
         missing_queries="queries absent from a run score 0 and are counted in n_missing",
-        engine=engine,
-        n_settings=len(settings),
-        n_missing=n_missing,
-        notes=notes,
-    )
-    result = EvaluationResult(
-        rundir,
-        [n for n in names if n in set(summary["metric"])],
-        per_query,
-        per_setting,
-        summary,
-        matrices,
-        meta_info,
-        notes,
-    )
-    if write:
-        write_eval(result, bench)
-    return result
-
-
-def _per_setting(
-    per_query: pl.DataFrame, settings: list[Setting], names: list[str], missing: dict[str, int]
-) -> pl.DataFrame:
-    s_order = {s.name: i for i, s in enumerate(settings)}
-    m_order = {m: i for i, m in enumerate(names)}
-    agg = per_query.group_by("setting", "kind", "query_lang", "doc_lang", "metric").agg(
-        value=pl.col("value").mean(), n_queries=pl.len().cast(pl.Int64)
-    )
-    return (
-        agg.with_columns(
-            n_missing=pl.when(pl.col("metric") == "LB")
-            .then(0)
-            .otherwise(pl.col("setting").replace_strict(missing, default=0))
-            .cast(pl.Int64),
-            _s=pl.col("setting").replace_strict(s_order, default=len(s_order)),
-            _m=pl.col("metric").replace_strict(m_order, default=len(m_order)),
-        )
-        .sort("_s", "_m")
-        .drop("_s", "_m")
-        .select(
-            "setting", "kind", "query_lang", "doc_lang", "metric", "value", "n_queries", "n_missing"
-        )
+        engine=cfg.engine,
+        n_settings=result.n_settings,
+        n_missing=result.n_missing,
+        notes=result.notes,
     )
 
 
-def _summary(per_setting: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    k_order = {k: i for i, k in enumerate(KINDS)}
-    m_order = {m: i for i, m in enumerate(names)}
-    return (
-        per_setting.group_by("kind", "metric")
-        .agg(
-            value=pl.col("value").mean(),
-            n_settings=pl.len().cast(pl.Int64),
-            n_queries=pl.col("n_queries").sum(),
-            n_missing=pl.col("n_missing").sum(),
-        )
-        .with_columns(
-            _k=pl.col("kind").replace_strict(k_order, default=len(k_order)),
-            _m=pl.col("metric").replace_strict(m_order, default=len(m_order)),
-        )
-        .sort("_k", "_m")
-        .drop("_k", "_m")
-    )
-
-
-def _matrix(per_setting: pl.DataFrame, metric: str, languages: list[str]) -> pl.DataFrame:
-    """Rows: query language; columns: document languages then ``all`` (multi)."""
-    sub = per_setting.filter(pl.col("metric") == metric)
-    cols = [c for c in [*languages, "all"] if c in set(sub["doc_lang"])]
-    rows = sorted(set(sub["query_lang"]))
-    wide = sub.pivot(on="doc_lang", index="query_lang", values="value")
-    base = pl.DataFrame({"query_lang": rows})
-    return base.join(wide, on="query_lang", how="left").select("query_lang", *cols)
-
-
-# ---- writing -----------------------------------------------------------------------------
-def _fmt(metric: str, v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.1f}" if metric == "LB" else f"{v:.4f}"
-
-
-def _wide_summary(summary: pl.DataFrame, metrics: list[str]) -> list[list[str]]:
-    rows = []
-    for kind in KINDS:
-        sub = summary.filter(pl.col("kind") == kind)
-        if not sub.height:
-            continue
-        vals = dict(zip(sub["metric"], sub["value"], strict=True))
-        n = int(sub["n_settings"].max())  # type: ignore[arg-type]
-        rows.append([kind, str(n), *(_fmt(m, vals.get(m)) for m in metrics)])
-    return rows
-
-
-def _text_table(summary: pl.DataFrame, metrics: list[str]) -> str:
-    header = ["kind", "settings", *metrics]
-    rows = _wide_summary(summary, metrics)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(  # noqa: E731
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-    )
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def write_eval(result: EvaluationResult, bench: Benchmark) -> Path:
-    """Write ``RUNDIR/eval`` atomically (the old one is replaced only when all is written)."""
-    names = result.metrics
-    model = (result.info.get("run", {}).get("model") or {}).get("name", "?")
-    title = f"{model} on {bench.name}"
-    with atomic_dir(result.eval_dir, overwrite=True) as tmp:
-        PER_QUERY.write(result.per_query, tmp / "per_query.parquet")
-        result.per_query.write_csv(tmp / "per_query.csv")
-        PER_SETTING.write(result.per_setting, tmp / "per_setting.parquet")
-        result.per_setting.write_csv(tmp / "per_setting.csv")
-        SUMMARY.write(result.summary, tmp / "summary.parquet")
-        result.summary.write_csv(tmp / "summary.csv")
-        md = [
-            f"# Evaluation: {title}",
-            "",
-            "Macro-averages over the settings of each kind (LB: lower is better).",
-            "",
-            _md_table(["kind", "settings", *names], _wide_summary(result.summary, names)),
-        ]
-        if result.notes:
-            md += ["Notes:", "", *[f"- {n}" for n in result.notes], ""]
-        md += [f"Tie rule: {TIE_RULE}. Engine: {result.info.get('engine')}.", ""]
-        write_text(tmp / "summary.md", "\n".join(md))
-        write_text(tmp / "per_setting.md", _per_setting_md(result.per_setting, names, title))
-        (tmp / "matrix").mkdir()
-        sections = [
-            f"# Query language × document language: {title}",
-            "",
-            "Rows: query language; columns: document language (all = multilingual).",
-            "",
-        ]
-        for m, mat in result.matrices.items():
-            mat.write_csv(tmp / "matrix" / f"{m}.csv")
-            rows = [[r[0], *(_fmt(m, v) for v in r[1:])] for r in mat.iter_rows()]
-            sections += [f"## {m}", "", _md_table(list(mat.columns), rows)]
-        write_text(tmp / "matrix.md", "\n".join(sections))
-        write_json(tmp / "eval.json", result.info)
-    return result.eval_dir
-
-
-def _per_setting_md(per_setting: pl.DataFrame, names: list[str], title: str) -> str:
-    header = ["setting", "kind", "query", "docs", "n_queries", "n_missing", *names]
-    rows = []
-    for (name,), sub in per_setting.group_by("setting", maintain_order=True):
-        vals = dict(zip(sub["metric"], sub["value"], strict=True))
-        first = sub.filter(pl.col("metric") != "LB")
-        first = first if first.height else sub
-        r = first.row(0, named=True)
-        rows.append(
-            [
-                str(name),
-                r["kind"],
-                r["query_lang"],
-                r["doc_lang"],
-                str(r["n_queries"]),
-                str(r["n_missing"]),
-                *(_fmt(m, vals.get(m)) for m in names),
-            ]
-        )
-    return f"# Per setting: {title}\n\n" + _md_table(header, rows)
-
-
-__all__ = ["EvaluationResult", "Metric", "evaluate_run", "read_run_json", "write_eval"]
+__all__ = [
+    "EvalConfig",
+    "EvaluationResult",
+    "Metric",
+    "SettingScores",
+    "evaluate_run",
+    "read_run_json",
+    "score_setting",
+    "write_eval",
+]

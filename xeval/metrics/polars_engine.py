@@ -23,28 +23,6 @@ def rank_run(run: pl.DataFrame, keys: Sequence[str] = ("query_id",)) -> pl.DataF
     return ordered.with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over(keys))
 
 
-def _metric_expr(m: Metric) -> pl.Expr:
-    """The per-query aggregation over the hits table (one row per retrieved relevant doc)."""
-    rank = pl.col("rank")
-    within = rank <= m.k if m.k is not None else pl.lit(True)
-    if m.family == "mrr":
-        return (1.0 / rank.filter(within).min()).fill_null(0.0)
-    if m.family == "recall":
-        return within.sum() / pl.col("n_rel").first()
-    if m.family == "precision":
-        return within.sum() / float(m.k)  # type: ignore[arg-type]
-    if m.family == "map":
-        prec = (pl.col("hit_no") / rank).filter(within).sum()
-        denom = pl.col("n_rel").first()
-        if m.k is not None:
-            denom = pl.min_horizontal(denom, pl.lit(m.k))
-        return prec / denom
-    if m.family == "ndcg":
-        dcg = (pl.col("relevance") / (rank + 1).log(2)).filter(within).sum()
-        return dcg / pl.col(f"idcg_{m.k or 0}").first()
-    raise XevalError(f"{m.name} is not a ranking metric (language bias has its own function)")
-
-
 def _idcg(rel: pl.DataFrame, keys: list[str], ks: set[int]) -> pl.DataFrame:
     """Ideal DCG per query at every cut-off in ``ks`` (0 = no cut-off)."""
     ideal = rel.sort([*keys, "relevance"], descending=[False] * len(keys) + [True]).with_columns(
@@ -59,6 +37,63 @@ def _idcg(rel: pl.DataFrame, keys: list[str], ks: set[int]) -> pl.DataFrame:
     )
 
 
+def _n_rel(queries: pl.DataFrame, rel: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    counts = rel.group_by(keys).agg(n_rel=pl.len())
+    return queries.join(counts, on=keys, how="left").with_columns(pl.col("n_rel").fill_null(0))
+
+
+def relevant(qrels: pl.DataFrame, keys: Sequence[str] = ("query_id",)) -> pl.DataFrame:
+    """The relevant rows of ``qrels`` (relevance > 0): ``*keys, doc_id, relevance`` (f64)."""
+    return qrels.filter(pl.col("relevance") > 0).select(
+        *keys, "doc_id", pl.col("relevance").cast(pl.Float64)
+    )
+
+
+def score_hits(
+    hits: pl.DataFrame,
+    qrels: pl.DataFrame,
+    metrics: Sequence[Metric],
+    keys: Sequence[str] = ("query_id",),
+) -> pl.DataFrame:
+    """Per-query values from a hits table: ranked relevant documents ``*keys, doc_id, rank``
+    (plus ``doc_lang``, ``query_lang`` for language measures), from a run or exact ranks.
+
+    Returns ``*keys, metric, value`` in the qrels' query order, then metric order. A query
+    without hits gets the metric's ``empty`` value; rows whose value is None are dropped.
+    """
+    keys = list(keys)
+    queries = qrels.select(keys).unique(maintain_order=True)
+    if not metrics:
+        return queries.head(0).with_columns(
+            metric=pl.lit(None, pl.String), value=pl.lit(None, pl.Float64)
+        )
+    rel = relevant(qrels, keys)
+    hits = (
+        hits.join(rel, on=[*keys, "doc_id"], how="inner")
+        .sort([*keys, "rank"])
+        .with_columns(hit_no=pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over(keys))
+        .join(_n_rel(queries, rel, keys), on=keys, how="left")
+    )
+    ks = {m.k or 0 for m in metrics if m.family == "ndcg"}
+    if ks:
+        hits = hits.join(_idcg(rel, keys, ks), on=keys, how="left")
+    per_query = hits.group_by(keys).agg([m.expr().alias(m.name) for m in metrics])
+    wide = queries.join(per_query, on=keys, how="left", maintain_order="left").with_columns(
+        [_fill(pl.col(m.name).cast(pl.Float64), m.spec.empty) for m in metrics]
+    )
+    long = wide.with_row_index("_q").unpivot(
+        index=["_q", *keys],
+        on=[m.name for m in metrics],
+        variable_name="metric",
+        value_name="value",
+    )
+    return long.sort("_q", maintain_order=True).drop("_q").drop_nulls("value")
+
+
+def _fill(col: pl.Expr, empty: float | None) -> pl.Expr:
+    return col.fill_nan(None).fill_null(empty) if empty is not None else col.fill_nan(None)
+
+
 def score(
     run: pl.DataFrame,
     qrels: pl.DataFrame,
@@ -69,47 +104,16 @@ def score(
 
     ``run`` has ``*keys, doc_id, score`` (validated: no duplicates, finite scores); ``qrels``
     has ``*keys, doc_id, relevance``. Every query of ``qrels`` gets a value; a query the run
-    lacks scores 0 (see :func:`missing_queries` to count them). Rows are ordered by the qrels'
-    query order, then metric order.
+    lacks scores 0 (see :func:`missing_queries` to count them). The run's positions are the
+    ranks: metrics that need exact ranks get them from :func:`score_hits` on a ranks table.
     """
     keys = list(keys)
-    metrics = [m for m in metrics if m.family != "lb"]
-    queries = qrels.select(keys).unique(maintain_order=True)
-    if not metrics:
-        return queries.head(0).with_columns(
-            metric=pl.lit(None, pl.String), value=pl.lit(None, pl.Float64)
-        )
-    rel = qrels.filter(pl.col("relevance") > 0).select(
-        *keys, "doc_id", pl.col("relevance").cast(pl.Float64)
-    )
-    n_rel = queries.join(rel.group_by(keys).agg(n_rel=pl.len()), on=keys, how="left").with_columns(
-        pl.col("n_rel").fill_null(0)
-    )
     # only ranks matter below: keep the rows up to the deepest cut-off unless a metric needs all
     depth = None if any(m.k is None for m in metrics) else max(m.k for m in metrics)  # type: ignore[type-var]
     ranked = rank_run(run.select(*keys, "doc_id", "score"), keys)
     if depth is not None:
         ranked = ranked.filter(pl.col("rank") <= depth)
-    hits = (
-        ranked.join(rel, on=[*keys, "doc_id"], how="inner")
-        .sort([*keys, "rank"])
-        .with_columns(hit_no=pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over(keys))
-        .join(n_rel, on=keys, how="left")
-    )
-    ks = {m.k or 0 for m in metrics if m.family == "ndcg"}
-    if ks:
-        hits = hits.join(_idcg(rel, keys, ks), on=keys, how="left")
-    per_query = hits.group_by(keys).agg([_metric_expr(m).alias(m.name) for m in metrics])
-    wide = queries.join(per_query, on=keys, how="left", maintain_order="left").with_columns(
-        [pl.col(m.name).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for m in metrics]
-    )
-    long = wide.with_row_index("_q").unpivot(
-        index=["_q", *keys],
-        on=[m.name for m in metrics],
-        variable_name="metric",
-        value_name="value",
-    )
-    return long.sort("_q", maintain_order=True).drop("_q")
+    return score_hits(ranked.drop("score"), qrels, metrics, keys)
 
 
 def missing_queries(
@@ -124,18 +128,17 @@ def missing_queries(
     )
 
 
-def language_bias(
+def check_ranks(
     ranks: pl.DataFrame,
     qrels: pl.DataFrame,
     keys: Sequence[str] = ("query_id",),
     *,
     file: str | None = None,
 ) -> pl.DataFrame:
-    """Max rank distance per query: columns ``*keys, value, n_rel``.
+    """Validate an exact-ranks table and return ``*keys, doc_id, rank`` (Int64).
 
-    ``ranks`` holds ``*keys, doc_id, rank``: the exact rank of every relevant item over the
-    whole pooled corpus. Queries with fewer than 2 relevant items are excluded (no distance).
-    A relevant item without a rank is an error: the distance would be silently wrong.
+    ``ranks`` holds the exact rank of every relevant item over the setting's whole corpus. A
+    relevant item without a rank is an error: every value from it would be silently wrong.
     """
     keys = list(keys)
     for col in (*keys, "doc_id", "rank"):
@@ -150,15 +153,14 @@ def language_bias(
             file=file,
             record=row["_row"] + 1,
         )
-    rel = qrels.filter(pl.col("relevance") > 0).select(*keys, "doc_id")
     dup = ranks.filter(pl.struct(*keys, "doc_id").is_duplicated())
     if dup.height:
         row = dup.row(0, named=True)
         raise XevalError(
             f"duplicate rank rows for ({row[keys[-1]]!r}, {row['doc_id']!r})", file=file
         )
-    joined = rel.join(ranks, on=[*keys, "doc_id"], how="left")
-    lost = joined.filter(pl.col("rank").is_null())
+    rel = qrels.filter(pl.col("relevance") > 0).select(*keys, "doc_id")
+    lost = rel.join(ranks, on=[*keys, "doc_id"], how="anti")
     if lost.height:
         row = lost.row(0, named=True)
         raise XevalError(
@@ -167,7 +169,21 @@ def language_bias(
             "relevant item",
             file=file,
         )
-    per_query = joined.group_by(keys, maintain_order=True).agg(
-        value=(pl.col("rank").max() - pl.col("rank").min()).cast(pl.Float64), n_rel=pl.len()
-    )
-    return per_query.filter(pl.col("n_rel") >= 2)
+    return ranks
+
+
+def language_bias(
+    ranks: pl.DataFrame,
+    qrels: pl.DataFrame,
+    keys: Sequence[str] = ("query_id",),
+    *,
+    file: str | None = None,
+) -> pl.DataFrame:
+    """Max rank distance per query from exact ranks: columns ``*keys, value``.
+
+    Queries with fewer than 2 relevant items are excluded (no distance).
+    """
+    from xeval.metrics.definitions import parse_metric
+
+    hits = check_ranks(ranks, qrels, keys, file=file)
+    return score_hits(hits, qrels, [parse_metric("LB")], keys).drop("metric")

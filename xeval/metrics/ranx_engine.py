@@ -33,14 +33,6 @@ import polars as pl
 from xeval.metrics.definitions import Metric
 from xeval.metrics.polars_engine import rank_run
 
-_RANX_NAMES = {
-    "mrr": "mrr",
-    "recall": "recall",
-    "precision": "precision",
-    "ndcg": "ndcg",
-    "map": "map",
-}
-
 
 def _import_ranx():
     if "NUMBA_CACHE_DIR" not in os.environ:
@@ -56,8 +48,10 @@ def _import_ranx():
 
 def ranx_name(m: Metric) -> str:
     """The ranx metric name for ``m`` (``MRR@10`` -> ``mrr@10``, ``R@100`` -> ``recall@100``)."""
-    base = _RANX_NAMES[m.family]
-    return f"{base}@{m.k}" if m.k is not None else base
+    name = m.ranx_name()
+    if name is None:
+        raise ValueError(f"ranx has no measure for {m.name}")
+    return name
 
 
 def to_ranx(run: pl.DataFrame, qrels: pl.DataFrame, key: str = "query_id"):
@@ -86,7 +80,7 @@ def score(
 ) -> pl.DataFrame:
     """Per-query values, ``*keys, metric, value``, computed by ranx (see the module notes)."""
     keys = list(keys)
-    metrics = [m for m in metrics if m.family != "lb"]
+    metrics = [m for m in metrics if m.ranx_name() is not None]
     if len(keys) > 1:  # ranx has one query key: join the composite key into one string
         sep = "\x1f"
         composite = pl.concat_str(keys, separator=sep).alias("_key")

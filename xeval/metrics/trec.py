@@ -31,8 +31,20 @@ TREC_QRELS_FIELDS = {
 }
 
 
+def open_text(path: Path):
+    """A text handle on ``path``, gzip-decompressed when it ends in ``.gz``."""
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
 def _read_fields(path: Path, fields: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Split each non-blank line on whitespace into typed ``fields``; errors name the line."""
+    """Split each non-blank line on whitespace into typed ``fields``; errors name the line.
+
+    A ``_line`` column gives each row's 1-based line in the file (plain or ``.gz``).
+    """
     if not path.is_file():
         raise XevalError("file not found", file=path)
     names = list(fields)
@@ -45,12 +57,30 @@ def _read_fields(path: Path, fields: dict[str, pl.DataType]) -> pl.DataFrame:
             | pl.any_horizontal(pl.col("query_id", "doc_id").str.contains("\t", literal=True)).any()
         ).item()
         if not suspicious:
-            return fast
+            return fast.with_row_index("_line", offset=1)
     except Exception:  # uneven fields, unparsable numbers: the general path below says where
         pass
+    try:
+        rows, line_no = _split_lines(path, names)
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise XevalError(f"unreadable text file ({exc})", file=path) from None
+    raw = pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
+    out = raw.select(pl.col(n).cast(t, strict=False) for n, t in fields.items())
+    for n, t in fields.items():
+        if t == pl.String:
+            continue
+        bad = out[n].is_null() & raw[n].is_not_null()
+        if bad.any():
+            i = int(bad.arg_true()[0])
+            kind = "an integer" if t.is_integer() else "a number"
+            raise XevalError(f"{n} is not {kind}: {raw[n][i]!r}", file=path, record=line_no[i])
+    return out.with_columns(_line=pl.Series(line_no, dtype=pl.UInt32)).select("_line", *names)
+
+
+def _split_lines(path: Path, names: list[str]) -> tuple[list[list[str]], list[int]]:
     rows: list[list[str]] = []
     line_no: list[int] = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for no, line in enumerate(f, start=1):
             parts = line.split()
             if not parts:
@@ -64,24 +94,16 @@ def _read_fields(path: Path, fields: dict[str, pl.DataType]) -> pl.DataFrame:
                 )
             rows.append(parts)
             line_no.append(no)
-    raw = pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
-    out = raw.select(pl.col(n).cast(t, strict=False) for n, t in fields.items())
-    for n, t in fields.items():
-        if t == pl.String:
-            continue
-        bad = out[n].is_null() & raw[n].is_not_null()
-        if bad.any():
-            i = int(bad.arg_true()[0])
-            kind = "an integer" if t.is_integer() else "a number"
-            raise XevalError(f"{n} is not {kind}: {raw[n][i]!r}", file=path, record=line_no[i])
-    return out
+    return rows, line_no
 
 
-def read_trec_run(path: str | Path) -> pl.DataFrame:
-    """``query_id, doc_id, score (f64), rank (i64), tag`` from a TREC run file."""
-    return _read_fields(Path(path), TREC_RUN_FIELDS).select(
-        "query_id", "doc_id", "score", "rank", "tag"
-    )
+def read_trec_run(path: str | Path, *, lines: bool = False) -> pl.DataFrame:
+    """``query_id, doc_id, score (f64), rank (i64), tag`` from a TREC run file (or ``.gz``).
+
+    ``lines``: keep ``_line``, each row's line in the file (for error messages).
+    """
+    cols = ["query_id", "doc_id", "score", "rank", "tag"]
+    return _read_fields(Path(path), TREC_RUN_FIELDS).select(*(["_line"] if lines else []), *cols)
 
 
 def read_trec_qrels(path: str | Path) -> pl.DataFrame:

@@ -46,6 +46,16 @@ def validate_run(
     qrels in messages (e.g. ``"setting cross-en-de"``).
     """
     run = RUN.validate(run.select([c for c in RUN.columns if c in run.columns]), file)
+    rows = _check_rows(run, file)
+    if qrels is not None:
+        _check_queries(run, rows, qrels, known_queries, file, what)
+    if corpus is not None:
+        _check_docs(run, rows, corpus, doc_langs, file, what)
+    return run
+
+
+def _check_rows(run: pl.DataFrame, file: str | Path | None) -> pl.DataFrame:
+    """Non-empty, no nulls, finite scores, no repeated (query, doc); the rows numbered."""
     if run.height == 0:
         raise XevalError("run is empty (no (query, doc, score) line)", file=file)
     rows = run.with_row_index("_row", offset=1)
@@ -79,54 +89,71 @@ def validate_run(
             file=file,
             record=r["_row"],
         )
-    if qrels is not None:
-        qids = run.select("query_id").unique()
-        extra = qids.join(qrels.select("query_id").unique(), on="query_id", how="anti").sort(
-            "query_id"
+    return rows
+
+
+def _check_queries(
+    run: pl.DataFrame,
+    rows: pl.DataFrame,
+    qrels: pl.DataFrame,
+    known_queries: pl.DataFrame | None,
+    file: str | Path | None,
+    what: str,
+) -> None:
+    """Every query of the run belongs to ``qrels``."""
+    qids = run.select("query_id").unique()
+    extra = qids.join(qrels.select("query_id").unique(), on="query_id", how="anti").sort("query_id")
+    if extra.height:
+        q = extra["query_id"][0]
+        known = (
+            known_queries is not None and known_queries.filter(pl.col("query_id") == q).height > 0
         )
-        if extra.height:
-            q = extra["query_id"][0]
-            known = (
-                known_queries is not None
-                and known_queries.filter(pl.col("query_id") == q).height > 0
-            )
-            why = (
-                f"is not part of {what} (it has no relevant item there)"
-                if known
-                else "is unknown (not in the benchmark's queries)"
-                if known_queries is not None
-                else f"is not in {what}"
-            )
+        why = (
+            f"is not part of {what} (it has no relevant item there)"
+            if known
+            else "is unknown (not in the benchmark's queries)"
+            if known_queries is not None
+            else f"is not in {what}"
+        )
+        raise XevalError(
+            f"query {q!r} {why}; {extra.height} such query id(s)",
+            file=file,
+            record=_row_of(rows, "query_id", q),
+        )
+
+
+def _check_docs(
+    run: pl.DataFrame,
+    rows: pl.DataFrame,
+    corpus: pl.DataFrame,
+    doc_langs: tuple[str, ...] | None,
+    file: str | Path | None,
+    what: str,
+) -> None:
+    """Every document of the run is in ``corpus`` (and in ``doc_langs``)."""
+    cols = ["doc_id", "lang"] if doc_langs is not None else ["doc_id"]
+    docs = run.select("doc_id").unique().join(corpus.select(cols), on="doc_id", how="left")
+    if doc_langs is None:
+        unknown = docs.join(corpus.select("doc_id"), on="doc_id", how="anti")
+    else:
+        unknown = docs.filter(pl.col("lang").is_null())
+    if unknown.height:
+        d = unknown.sort("doc_id")["doc_id"][0]
+        raise XevalError(
+            f"doc {d!r} is unknown (not in the corpus); {unknown.height} such doc id(s)",
+            file=file,
+            record=_row_of(rows, "doc_id", d),
+        )
+    if doc_langs is not None:
+        other = docs.filter(~pl.col("lang").is_in(list(doc_langs))).sort("doc_id")
+        if other.height:
+            r = _first(other)
             raise XevalError(
-                f"query {q!r} {why}; {extra.height} such query id(s)",
+                f"doc {r['doc_id']!r} is in language {r['lang']!r}, outside the corpus of "
+                f"{what} ({', '.join(doc_langs)}); {other.height} such doc id(s)",
                 file=file,
-                record=_row_of(rows, "query_id", q),
+                record=_row_of(rows, "doc_id", r["doc_id"]),
             )
-    if corpus is not None:
-        cols = ["doc_id", "lang"] if doc_langs is not None else ["doc_id"]
-        docs = run.select("doc_id").unique().join(corpus.select(cols), on="doc_id", how="left")
-        if doc_langs is None:
-            unknown = docs.join(corpus.select("doc_id"), on="doc_id", how="anti")
-        else:
-            unknown = docs.filter(pl.col("lang").is_null())
-        if unknown.height:
-            d = unknown.sort("doc_id")["doc_id"][0]
-            raise XevalError(
-                f"doc {d!r} is unknown (not in the corpus); {unknown.height} such doc id(s)",
-                file=file,
-                record=_row_of(rows, "doc_id", d),
-            )
-        if doc_langs is not None:
-            other = docs.filter(~pl.col("lang").is_in(list(doc_langs))).sort("doc_id")
-            if other.height:
-                r = _first(other)
-                raise XevalError(
-                    f"doc {r['doc_id']!r} is in language {r['lang']!r}, outside the corpus of "
-                    f"{what} ({', '.join(doc_langs)}); {other.height} such doc id(s)",
-                    file=file,
-                    record=_row_of(rows, "doc_id", r["doc_id"]),
-                )
-    return run
 
 
 def _row_of(rows: pl.DataFrame, col: str, value: str) -> int:

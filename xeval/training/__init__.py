@@ -4,7 +4,10 @@
   to the domain pair builders;
 - :mod:`xeval.training.sampler`  the seeded, multi-process-safe batch sampler;
 - :mod:`xeval.training.overlap`  the training/evaluation overlap guard;
-- :mod:`xeval.training.finetune` ``xeval finetune`` over sentence-transformers' trainer.
+- :mod:`xeval.training.finetune` ``xeval finetune`` over sentence-transformers' trainer
+  (options in :mod:`~xeval.training.config`, resumable checkpoints in
+  :mod:`~xeval.training.checkpoints`, the dev curve in :mod:`~xeval.training.dev_eval`,
+  the training card in :mod:`~xeval.training.card`); precision: :mod:`xeval.precision`.
 
 Submodules are imported on use: ``import xeval.training`` loads neither torch nor
 sentence-transformers.
@@ -28,8 +31,14 @@ _EXPORTS = {
     "make_batch_sampler": "sampler",
     "check_overlap": "overlap",
     "overlap_report": "overlap",
-    "FinetuneConfig": "finetune",
+    "FinetuneConfig": "config",
+    "FinetuneResult": "finetune",
     "finetune": "finetune",
+    "prepare": "finetune",
+    "DevEval": "dev_eval",
+    "DevPoint": "dev_eval",
+    "find_resume_point": "checkpoints",
+    "checkpoint_problems": "checkpoints",
 }
 __all__ = sorted(_EXPORTS)
 

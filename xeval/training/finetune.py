@@ -3,15 +3,14 @@
 A thin layer over sentence-transformers' trainer: MultipleNegativesRankingLoss (InfoNCE
 with in-batch negatives, cosine similarity times ``scale`` = 1 / temperature), AdamW with
 linear warm-up and decay, the project's batch sampler (:mod:`xeval.training.sampler`),
-``query: `` / ``passage: `` prompts, periodic checkpoints and exact resumption.
+``query: `` / ``passage: `` prompts, periodic checkpoints and exact resumption, in fp32 or
+bf16 mixed precision (:mod:`xeval.precision`; the trainer's own autocast).
 
 Layout of ``OUT``::
 
     OUT/model/             the fine-tuned sentence-transformers model (+ xeval-model.json)
     OUT/checkpoints/       checkpoint-STEP folders (removed at the end unless kept)
-    OUT/xeval-train.json   the training card: hyperparameters, data fingerprints, overlap
-                           figures, sampler statistics, losses, evaluations, versions,
-                           command, wall time
+    OUT/xeval-train.json   the training card (:mod:`xeval.training.card`)
     OUT/xeval-train-config.json  the settings a ``--resume`` must match
 
 Resumption guarantee: batches are a pure function of (pairs, seed, epoch) and the trainer
@@ -19,205 +18,112 @@ restores model, optimizer, scheduler and RNG states and skips the batches alread
 trained, so a run interrupted at a checkpoint and resumed trains on exactly the batches of
 an uninterrupted run, from the same step, with the same learning rate; on CPU the final
 weights match an uninterrupted run's (tested with the tiny model). Other devices may
-differ in the last bits through non-deterministic kernels.
+differ in the last bits through non-deterministic kernels. Damaged checkpoints are passed
+over (:mod:`xeval.training.checkpoints`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-import re
 import shutil
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from xeval.errors import XevalError
-from xeval.provenance import atomic_dir, provenance, sha256_file, write_json
-from xeval.training.pairs import load_pairs, pairs_fingerprint, summarize_pairs, training_columns
-from xeval.training.sampler import STRATEGIES, BatchPlan, PairMeta, make_batch_sampler
-
-CARD_NAME = "xeval-train.json"
-CONFIG_NAME = "xeval-train-config.json"
-# settings that change what is trained: a resume must match them
-_IDENTITY = (
-    "model",
-    "pairs_fingerprint",
-    "strategy",
-    "alpha",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "epochs",
-    "max_steps",
-    "warmup",
-    "scale",
-    "max_length",
-    "query_prompt",
-    "passage_prompt",
-    "seed",
-    "freeze_embeddings",
-    "languages",
-    "gather_across_devices",
-    "world_size",
+from xeval.precision import Precision, default_device, default_threads, resolve_dtype, set_threads
+from xeval.provenance import atomic_dir, provenance, write_json
+from xeval.training.card import RunFacts, training_card
+from xeval.training.checkpoints import (
+    ResumePoint,
+    check_resume_settings,
+    find_resume_point,
+    latest_checkpoint,
+    set_aside,
 )
+from xeval.training.config import CARD_NAME, CONFIG_NAME, FinetuneConfig, identity
+from xeval.training.dev_eval import DevEval, DevPoint
+from xeval.training.pairs import load_pairs, pairs_fingerprint, training_columns
+from xeval.training.sampler import BatchPlan, PairMeta, make_batch_sampler
+
+__all__ = [
+    "CARD_NAME",
+    "CONFIG_NAME",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "Prepared",
+    "finetune",
+    "freeze_word_embeddings",
+    "latest_checkpoint",
+    "prepare",
+]
 
 
 @dataclass
-class FinetuneConfig:
-    """Every option of ``xeval finetune`` (defaults: the paper where it says, else stated)."""
+class Prepared:
+    """What :func:`prepare` checked and loaded: everything but the model."""
 
-    model: str
-    pairs: str
-    out: str
-    strategy: str = "hybrid"
-    alpha: float = 0.5
-    batch_size: int = 32
-    lr: float = 3e-5
-    weight_decay: float = 0.01
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    warmup: float = 0.1  # < 1: share of the steps; >= 1: number of steps
-    scale: float = 20.0  # 1 / temperature (0.05)
-    max_length: int | None = 128
-    query_prompt: str = "query: "
-    passage_prompt: str = "passage: "
-    seed: int = 0
-    freeze_embeddings: bool = False
-    languages: list[str] | None = None
-    gather_across_devices: bool = False
-    save_steps: int = 500
-    save_total_limit: int | None = 2
-    keep_checkpoints: bool = False
-    resume: bool = False
-    overwrite: bool = False
-    stop_after: int | None = None
-    logging_steps: int = 10
-    progress: bool = True
-    device: str | None = None
-    eval_benchmark: str | None = None
-    eval_steps: int | None = None
-    eval_queries: int | None = 200
-    eval_kinds: tuple[str, ...] = ("mono", "cross")
-    overlap_benchmarks: list[str] = field(default_factory=list)
-    allow_overlap: bool = False
-    max_overlap: float = 0.001
-    overlap_ngram: int | None = None
-    world_size: int = 1
-
-    def check(self) -> None:
-        """Option errors, raised before anything is loaded."""
-        if self.strategy not in STRATEGIES:
-            raise XevalError(f"unknown strategy {self.strategy!r}; choose from {list(STRATEGIES)}")
-        if not (0.0 <= self.alpha <= 1.0):
-            raise XevalError(f"--alpha must lie in [0, 1], got {self.alpha}")
-        for name in ("batch_size", "save_steps", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise XevalError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.lr <= 0 or self.scale <= 0 or self.weight_decay < 0 or self.warmup < 0:
-            raise XevalError("--lr and --scale must be > 0, --weight-decay and --warmup >= 0")
-        if self.max_steps <= 0 and self.epochs <= 0:
-            raise XevalError("give --epochs > 0 or --max-steps > 0")
-        if self.max_length is not None and self.max_length < 8:
-            raise XevalError("--max-length must be >= 8 tokens")
-        if self.resume and self.overwrite:
-            raise XevalError("--resume and --overwrite exclude each other")
-        if self.eval_steps is not None and self.eval_steps < 1:
-            raise XevalError("--eval-steps must be >= 1")
-        if self.stop_after is not None and self.stop_after < 1:
-            raise XevalError("--stop-after must be >= 1")
+    pairs: pl.DataFrame
+    meta: PairMeta
+    plan: BatchPlan
+    fingerprint: str
+    precision: Precision
+    identity: dict[str, Any]
+    resume: ResumePoint | None
+    overlap: list[dict[str, Any]] = field(default_factory=list)
 
 
-# ---- evaluation during training ------------------------------------------------------------
-class QuickRetrievalEval:
-    """MRR@10 by exact cosine search on a benchmark's mono / cross settings.
+@dataclass
+class FinetuneResult:
+    """The outcome of :func:`finetune`; ``card`` is what ``OUT/xeval-train.json`` holds."""
 
-    Independent of the run/evaluate stages so it can run inside the training loop; ties
-    follow the project rule (score descending, then doc_id descending).
-    """
+    out: Path
+    model_path: Path | None  # None until the last step is trained
+    card: dict[str, Any]
+    status: str
+    steps: int  # global step reached
+    steps_this_call: int
+    loss_curve: list[dict[str, float]]  # step, loss, learning_rate per logged step
+    dev_curve: list[DevPoint]  # step -> MRR@10 per setting kind
+    train_seconds: float
+    wall_seconds: float
+    precision: Precision
+    is_main: bool = True  # the process that writes and reports (rank 0)
 
-    def __init__(
-        self,
-        bench_dir: str | Path,
-        *,
-        kinds: tuple[str, ...] = ("mono", "cross"),
-        max_queries: int | None = 200,
-        prompts: tuple[str, str] = ("query: ", "passage: "),
-        seed: int = 0,
-    ) -> None:
-        from xeval.benchmark.registry import subsample_queries
-        from xeval.benchmark.schema import load_benchmark
-        from xeval.benchmark.settings import enumerate_settings
+    @property
+    def finished(self) -> bool:
+        return self.model_path is not None
 
-        bench = load_benchmark(bench_dir)
-        if max_queries:
-            bench = subsample_queries(bench, max_queries, seed)
-        self.bench = bench
-        self.settings = enumerate_settings(bench, kinds)
-        if not self.settings:
-            raise XevalError(f"benchmark has no {'/'.join(kinds)} settings", file=bench_dir)
-        self.prompts = prompts
-        self.path = str(bench_dir)
+    @property
+    def seconds_per_step(self) -> float | None:
+        """Training seconds per step of this call, dev evaluations excluded."""
+        dev = sum(p.seconds for p in self.dev_curve)
+        return (self.train_seconds - dev) / self.steps_this_call if self.steps_this_call else None
 
-    def __call__(self, model: Any) -> dict[str, float]:
-        import torch
-
-        bench = self.bench
-        was_training = model.training
-        qids = sorted({q for s in self.settings for q in s.query_ids})
-        queries = bench.queries.filter(pl.col("query_id").is_in(qids))
-        langs = sorted({lang for s in self.settings for lang in s.doc_langs})
-        # documents ordered by doc_id descending: a stable sort on score keeps the tie rule
-        docs = bench.corpus.filter(pl.col("lang").is_in(langs)).sort("doc_id", descending=True)
-        enc = dict(normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False)
-        with torch.no_grad():
-            qe = model.encode(queries["text"].to_list(), prompt=self.prompts[0], **enc)
-            de = model.encode(docs["text"].to_list(), prompt=self.prompts[1], **enc)
-        if was_training:
-            model.train()
-        qrow = {q: i for i, q in enumerate(queries["query_id"].to_list())}
-        doc_ids = np.asarray(docs["doc_id"].to_list(), dtype=object)
-        doc_lang = np.asarray(docs["lang"].to_list(), dtype=object)
-        per_kind: dict[str, list[float]] = {}
-        for s in self.settings:
-            cols = np.flatnonzero(np.isin(doc_lang, list(s.doc_langs)))
-            rel: dict[str, set[str]] = {}
-            for q, d in s.qrels.select("query_id", "doc_id").iter_rows():
-                rel.setdefault(q, set()).add(d)
-            qs = list(rel)
-            scores = qe[[qrow[q] for q in qs]] @ de[torch.as_tensor(cols)].T
-            top = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :10]
-            rr = []
-            for i, q in enumerate(qs):
-                ranked = doc_ids[cols[top[i].cpu().numpy()]]
-                hit = next((r for r, d in enumerate(ranked, 1) if d in rel[q]), None)
-                rr.append(1.0 / hit if hit else 0.0)
-            per_kind.setdefault(s.kind, []).append(float(np.mean(rr)))
-        return {f"MRR@10/{k}": float(np.mean(v)) for k, v in per_kind.items()}
-
-
-# ---- helpers -----------------------------------------------------------------------------------
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The checkpoint-N folder with the highest N that holds a trainer state."""
-    best: tuple[int, Path] | None = None
-    if folder.is_dir():
-        for p in folder.iterdir():
-            m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-            if m and (p / "trainer_state.json").is_file() and (best is None or int(m[1]) > best[0]):
-                best = (int(m[1]), p)
-    return best[1] if best else None
-
-
-def _identity(cfg: FinetuneConfig, fingerprint: str) -> dict[str, Any]:
-    d = dataclasses.asdict(cfg)
-    d["pairs_fingerprint"] = fingerprint
-    return {k: d[k] for k in _IDENTITY}
+    def summary(self) -> str:
+        loss = self.card["training"]["train_loss"]
+        per = self.seconds_per_step
+        head = (
+            f"{self.model_path}: {self.steps} steps"
+            if self.finished
+            else f"{self.status}: continue with the same command and --resume"
+        )
+        parts = [head, f"{self.precision.name}"]
+        if per is not None:
+            parts.append(f"{per:.2f} s/step")
+        if loss is not None:
+            parts.append(f"loss {loss:.4f}")
+        parts.append(f"{self.wall_seconds:.0f} s in all; card {self.out / CARD_NAME}")
+        text = ", ".join(parts)
+        if self.dev_curve:
+            last = self.dev_curve[-1]
+            text += f"\ndev MRR@10 at step {last.step}: " + ", ".join(
+                f"{k} {v:.4f}" for k, v in last.mrr10.items()
+            )
+        return text
 
 
 def _rank() -> int:
@@ -228,186 +134,83 @@ def freeze_word_embeddings(model: Any) -> int:
     """Stop gradients into the word-embedding matrix; return how many weights were frozen."""
     import torch
 
-    frozen = 0
     for module in model.modules():
         get = getattr(module, "get_input_embeddings", None)
-        if callable(get):
-            emb = get()
-            if isinstance(emb, torch.nn.Embedding):
-                emb.weight.requires_grad_(False)
-                frozen += emb.weight.numel()
-                break
-    if not frozen:
-        raise XevalError("--freeze-embeddings: the model exposes no input word embeddings")
-    return frozen
+        if callable(get) and isinstance(emb := get(), torch.nn.Embedding):
+            emb.weight.requires_grad_(False)
+            return emb.weight.numel()
+    raise XevalError("--freeze-embeddings: the model exposes no input word embeddings")
 
 
-def _callbacks(cfg: FinetuneConfig, holder: list, evaluator: QuickRetrievalEval | None) -> list:
-    from transformers import TrainerCallback
-
-    class SamplerEpoch(TrainerCallback):
-        """Tell the batch sampler its epoch, also on a resumed multi-process run (where the
-        trainer's own call does not reach a sampler wrapped twice)."""
-
-        def on_epoch_begin(self, args, state, control, **kw):
-            epoch = math.floor((state.epoch or 0.0) + 1e-9)
-            for s in holder:
-                s.set_epoch(epoch)
-
-    class StopAfter(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            if cfg.stop_after and state.global_step >= cfg.stop_after:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    class Evaluate(TrainerCallback):
-        def __init__(self) -> None:
-            self.history: list[dict[str, Any]] = []
-
-        def _run(self, state, model) -> None:
-            if evaluator is None or not state.is_world_process_zero:
-                return
-            if self.history and self.history[-1]["step"] == state.global_step:
-                return
-            t = time.perf_counter()
-            res = evaluator(model)
-            rec = {"step": state.global_step, **res, "seconds": round(time.perf_counter() - t, 2)}
-            self.history.append(rec)
-            print(
-                f"[xeval eval] step {state.global_step}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in res.items()),
-                flush=True,
-            )
-
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            self._run(state, model)
-
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if cfg.eval_steps and state.global_step % cfg.eval_steps == 0:
-                self._run(state, model)
-
-        def on_train_end(self, args, state, control, model=None, **kw):
-            self._run(state, model)
-
-    return [SamplerEpoch(), StopAfter(), Evaluate()]
-
-
-# ---- the run -------------------------------------------------------------------------------------
-def prepare(cfg: FinetuneConfig) -> dict[str, Any]:
-    """Every check that needs no model: options, pairs, pools, checkpoints, overlap."""
-    cfg.check()
-    out = Path(cfg.out)
-    pairs_path = Path(cfg.pairs)
-    df = load_pairs(pairs_path)
+# ---- checks before compute -----------------------------------------------------------------------
+def _load_pairs(cfg: FinetuneConfig) -> pl.DataFrame:
+    path = Path(cfg.pairs)
+    df = load_pairs(path)
     if cfg.languages:
-        df = df.filter(
-            pl.col("query_lang").is_in(cfg.languages) & pl.col("passage_lang").is_in(cfg.languages)
+        keep = pl.col("query_lang").is_in(cfg.languages) & pl.col("passage_lang").is_in(
+            cfg.languages
         )
+        df = df.filter(keep)
     if df.height == 0:
-        raise XevalError(
-            "no training pairs" + (f" in {cfg.languages}" if cfg.languages else ""), file=pairs_path
-        )
-    fingerprint = pairs_fingerprint(df)
-    meta = PairMeta.from_pairs(df)
-    plan = BatchPlan(meta, cfg.batch_size, cfg.strategy, cfg.alpha, cfg.seed, cfg.world_size)
-    ckpt_dir = out / "checkpoints"
-    resume_from = None
-    identity = _identity(cfg, fingerprint)
-    if cfg.resume:
-        resume_from = latest_checkpoint(ckpt_dir)
-        if resume_from is None:
-            raise XevalError("--resume: no checkpoint to resume from", file=ckpt_dir)
-        saved_path = out / CONFIG_NAME
-        if saved_path.is_file():
-            import json
+        where = f" in {cfg.languages}" if cfg.languages else ""
+        raise XevalError(f"no training pairs{where}", file=path)
+    return df
 
-            saved = json.loads(saved_path.read_text(encoding="utf-8")).get("identity", {})
-            diff = {k: (saved.get(k), v) for k, v in identity.items() if saved.get(k) != v}
-            if diff:
-                raise XevalError(
-                    "--resume with different settings than the interrupted run: "
-                    + "; ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items()),
-                    file=saved_path,
-                )
-    elif out.is_file():
+
+def _check_out(cfg: FinetuneConfig, ident: dict[str, Any]) -> ResumePoint | None:
+    """Resume point (with the settings checked) or the guarantees of a fresh start."""
+    out = Path(cfg.out)
+    if cfg.resume:
+        point = find_resume_point(out / "checkpoints", cfg.world_size)
+        check_resume_settings(out / CONFIG_NAME, ident)
+        return point
+    if out.is_file():
         raise XevalError("--out must be a folder", file=out)
-    elif cfg.overwrite and out.is_dir() and any(out.iterdir()) and not (out / CONFIG_NAME).exists():
+    non_empty = out.is_dir() and any(out.iterdir())
+    if cfg.overwrite and non_empty and not (out / CONFIG_NAME).exists():
         raise XevalError(
             f"--overwrite: {out} is not an xeval finetune folder (no {CONFIG_NAME}); "
             "refusing to delete it"
         )
-    elif out.exists() and any(out.iterdir()) and not cfg.overwrite:
+    if non_empty and not cfg.overwrite:
         what = "a finished model" if (out / "model").exists() else "checkpoints or other files"
         raise XevalError(f"{out} holds {what}; pass --resume to continue or --overwrite")
-    overlap = []
+    return None
+
+
+def _overlap(cfg: FinetuneConfig, df: pl.DataFrame) -> list[dict[str, Any]]:
     benches = list(dict.fromkeys([*cfg.overlap_benchmarks, *filter(None, [cfg.eval_benchmark])]))
-    if benches:
-        from xeval.training.overlap import check_overlap
+    if not benches:
+        return []
+    from xeval.training.overlap import check_overlap
 
-        for b in benches:
-            overlap.append(
-                check_overlap(
-                    df,
-                    b,
-                    allow=cfg.allow_overlap,
-                    max_share=cfg.max_overlap,
-                    ngram=cfg.overlap_ngram,
-                )
-            )
-    return {
-        "df": df,
-        "meta": meta,
-        "plan": plan,
-        "fingerprint": fingerprint,
-        "identity": identity,
-        "resume_from": resume_from,
-        "overlap": overlap,
-    }
-
-
-def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> dict[str, Any]:
-    """Run a fine-tune; return the training card (also written to ``OUT/xeval-train.json``).
-
-    ``callbacks`` (``transformers.TrainerCallback``) are added to the trainer's own.
-    """
-    t0 = time.perf_counter()
-    cfg.world_size = int(os.environ.get("WORLD_SIZE", cfg.world_size) or 1)
-    prep = prepare(cfg)
-    out = Path(cfg.out)
-    if _rank() == 0:
-        if cfg.overwrite and out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / CONFIG_NAME, provenance(identity=prep["identity"]))
-
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
-    from xeval.models import load_model, model_info
-
-    evaluator = None
-    if cfg.eval_benchmark:
-        evaluator = QuickRetrievalEval(
-            cfg.eval_benchmark,
-            kinds=tuple(cfg.eval_kinds),
-            max_queries=cfg.eval_queries,
-            prompts=(cfg.query_prompt, cfg.passage_prompt),
-            seed=cfg.seed,
+    return [
+        check_overlap(
+            df, b, allow=cfg.allow_overlap, max_share=cfg.max_overlap, ngram=cfg.overlap_ngram
         )
-    base_info = model_info(cfg.model)
-    model = load_model(cfg.model, device=cfg.device)
-    if cfg.max_length:
-        model.max_seq_length = cfg.max_length
-    frozen = freeze_word_embeddings(model) if cfg.freeze_embeddings else 0
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dataset = training_columns(prep["df"])
-    holder: list = []
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "checkpoints"),
+        for b in benches
+    ]
+
+
+def prepare(cfg: FinetuneConfig) -> Prepared:
+    """Every check that needs no model: options, pairs, pools, checkpoints, overlap."""
+    cfg.check()
+    df = _load_pairs(cfg)
+    fingerprint = pairs_fingerprint(df)
+    meta = PairMeta.from_pairs(df)
+    plan = BatchPlan(meta, cfg.batch_size, cfg.strategy, cfg.alpha, cfg.seed, cfg.world_size)
+    precision = resolve_dtype(cfg.dtype, cfg.device or default_device())
+    ident = identity(cfg, fingerprint, precision.name)
+    resume = _check_out(cfg, ident)
+    return Prepared(df, meta, plan, fingerprint, precision, ident, resume, _overlap(cfg, df))
+
+
+# ---- the run -------------------------------------------------------------------------------------
+def _training_args(cfg: FinetuneConfig, prep: Prepared, samplers: list) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(Path(cfg.out) / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
@@ -418,7 +221,7 @@ def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> dict[str,
         seed=cfg.seed,
         data_seed=cfg.seed,
         batch_sampler=make_batch_sampler(
-            prep["meta"], cfg.strategy, cfg.alpha, world_size=cfg.world_size, holder=holder
+            prep.meta, cfg.strategy, cfg.alpha, world_size=cfg.world_size, holder=samplers
         ),
         prompts={"anchor": cfg.query_prompt, "positive": cfg.passage_prompt},
         save_strategy="steps",
@@ -428,117 +231,155 @@ def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> dict[str,
         disable_tqdm=not cfg.progress,
         report_to="none",
         dataloader_drop_last=True,
-        use_cpu=cfg.device == "cpu",
+        bf16=prep.precision.is_bf16,
+        use_cpu=prep.precision.device_type == "cpu",
     )
-    loss = MultipleNegativesRankingLoss(
-        model, scale=cfg.scale, gather_across_devices=cfg.gather_across_devices
+
+
+def _dev_eval(cfg: FinetuneConfig, precision: Precision) -> DevEval | None:
+    if not cfg.eval_benchmark:
+        return None
+    return DevEval(
+        cfg.eval_benchmark,
+        kinds=tuple(cfg.eval_kinds),
+        max_queries=cfg.eval_queries,
+        prompts=(cfg.query_prompt, cfg.passage_prompt),
+        seed=cfg.seed,
+        precision=precision,
     )
-    cbs = _callbacks(cfg, holder, evaluator)
+
+
+def _load(cfg: FinetuneConfig, prep: Prepared) -> tuple[Any, int]:
+    """The model to train (max length set, embeddings frozen if asked) and frozen count."""
+    from xeval.models import load_model
+
+    model = load_model(cfg.model, device=prep.precision.device)
+    if cfg.max_length:
+        model.max_seq_length = cfg.max_length
+    return model, freeze_word_embeddings(model) if cfg.freeze_embeddings else 0
+
+
+def _start(cfg: FinetuneConfig, prep: Prepared) -> None:
+    """Rank 0: clear or create OUT, set damaged checkpoints aside, record the settings."""
+    out = Path(cfg.out)
+    if cfg.overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if prep.resume is not None:
+        set_aside(out / "checkpoints", prep.resume)
+    write_json(out / CONFIG_NAME, provenance(identity=prep.identity))
+
+
+def _save_model(cfg: FinetuneConfig, model: Any, card: dict[str, Any]) -> dict[str, Any]:
+    """Write OUT/model with its xeval card; return the model card."""
+    from xeval.models.store import finish_model_dir
+
+    out = Path(cfg.out)
+    model.prompts = {
+        **(model.prompts or {}),
+        "query": cfg.query_prompt,
+        "passage": cfg.passage_prompt,
+    }
+    base = card["base_model"]
+    alpha = f", alpha {cfg.alpha}" if cfg.strategy == "hybrid" else ""
+    steps = card["training"]["global_step"]
+    with atomic_dir(out / "model", overwrite=True) as tmp:
+        model.save(str(tmp))
+        return finish_model_dir(
+            tmp,
+            name=f"{base['name']}-ft-{cfg.strategy}",
+            label=f"{base.get('label', base['name'])} fine-tuned "
+            f"({cfg.strategy}{alpha}, {steps} steps)",
+            origin="xeval finetune",
+            licence="as the base model and the training data",
+            made={
+                "training_card": CARD_NAME,
+                "base_model": base,
+                "pairs_fingerprint": card["pairs"]["fingerprint"],
+                "config": card["config"],
+            },
+        )
+
+
+def _trainer(
+    cfg: FinetuneConfig, prep: Prepared, model: Any, evaluator: DevEval | None, extra: list
+) -> tuple[Any, Any]:
+    """sentence-transformers' trainer with the xeval sampler and callbacks; the dev curve."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from xeval.training.callbacks import DevCurve, SamplerEpoch, StopAfter
+
+    samplers: list = []
+    dev = DevCurve(evaluator, cfg.eval_steps) if evaluator else None
+    own = [SamplerEpoch(samplers), StopAfter(cfg.stop_after), *([dev] if dev else [])]
     trainer = SentenceTransformerTrainer(
         model=model,
-        args=args,
-        train_dataset=dataset,
-        loss=loss,
-        callbacks=cbs + list(callbacks or []),
+        args=_training_args(cfg, prep, samplers),
+        train_dataset=training_columns(prep.pairs),
+        loss=MultipleNegativesRankingLoss(
+            model, scale=cfg.scale, gather_across_devices=cfg.gather_across_devices
+        ),
+        callbacks=own + extra,
     )
-    start_step = 0
-    if prep["resume_from"] is not None:
-        import json
+    return trainer, dev
 
-        start_step = json.loads((prep["resume_from"] / "trainer_state.json").read_text())[
-            "global_step"
-        ]
+
+def _threads(cfg: FinetuneConfig) -> int:
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return set_threads(cfg.threads or default_threads(local))
+
+
+def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> FinetuneResult:
+    """Run (or resume) a fine-tune; write the model and ``OUT/xeval-train.json`` on rank 0.
+
+    ``callbacks`` (``transformers.TrainerCallback``) are added to the trainer's own.
+    """
+    t0 = time.perf_counter()
+    cfg.world_size = int(os.environ.get("WORLD_SIZE", cfg.world_size) or 1)
+    prep = prepare(cfg)
+    main = _rank() == 0
+    if main:
+        _start(cfg, prep)
+    threads = _threads(cfg)
+    from xeval.models import model_info
+
+    evaluator = _dev_eval(cfg, prep.precision)
+    base_info = model_info(cfg.model)
+    model, frozen = _load(cfg, prep)
+    trainer, dev = _trainer(cfg, prep, model, evaluator, list(callbacks or []))
     t_train = time.perf_counter()
-    result = trainer.train(
-        resume_from_checkpoint=str(prep["resume_from"]) if prep["resume_from"] else None
+    result = trainer.train(resume_from_checkpoint=str(prep.resume.path) if prep.resume else None)
+    facts = RunFacts(
+        state=trainer.state,
+        train_loss=result.training_loss,
+        train_seconds=time.perf_counter() - t_train,
+        start_step=prep.resume.step if prep.resume else 0,
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        frozen=frozen,
+        threads=threads,
+        dev_curve=[p.to_dict() for p in dev.curve] if dev else None,
     )
-    train_s = time.perf_counter() - t_train
-    state = trainer.state
-    steps_now = state.global_step - start_step
-    finished = state.global_step >= state.max_steps
-    plan: BatchPlan = prep["plan"]
-    epoch0 = plan.epoch(0)
-    modes = Counter(m for m, _, _ in epoch0)
-    langs = Counter(lang for m, lang, _ in epoch0 if m == "xx")
-    card = provenance(
-        xeval_train_card=1,
-        status="finished" if finished else f"stopped at step {state.global_step}",
-        config=dataclasses.asdict(cfg),
-        loss={
-            "name": "MultipleNegativesRankingLoss",
-            "similarity": "cosine",
-            "scale": cfg.scale,
-            "temperature": 1.0 / cfg.scale,
-            "in_batch_negatives": True,
-        },
-        base_model=base_info,
-        pairs={
-            "path": str(Path(cfg.pairs).resolve()),
-            "sha256": sha256_file(cfg.pairs),
-            "fingerprint": prep["fingerprint"],
-            "summary": summarize_pairs(prep["df"]),
-        },
-        sampler={
-            "strategy": cfg.strategy,
-            "alpha": plan.alpha,
-            "batch_size": cfg.batch_size,
-            "world_size": cfg.world_size,
-            "batches_per_epoch": len(plan),
-            "epoch0_modes": dict(modes),
-            "epoch0_xx_languages": dict(sorted(langs.items())),
-        },
-        overlap=prep["overlap"] or "not checked (no --overlap-benchmark / --eval-benchmark)",
-        parameters={"trainable": trainable, "frozen_word_embeddings": frozen},
-        training={
-            "global_step": state.global_step,
-            "max_steps": state.max_steps,
-            "epoch": state.epoch,
-            "resumed_from": str(prep["resume_from"]) if prep["resume_from"] else None,
-            "steps_this_call": steps_now,
-            "train_seconds_this_call": round(train_s, 2),
-            "pairs_per_second": round(steps_now * cfg.batch_size * cfg.world_size / train_s, 2)
-            if train_s > 0
-            else None,
-            "train_loss": result.training_loss,
-            "log": [r for r in state.log_history if "loss" in r],
-        },
-        evaluation={"benchmark": cfg.eval_benchmark, "history": cbs[2].history}
-        if evaluator
-        else None,
-        wall_seconds=round(time.perf_counter() - t0, 2),
-    )
+    card = training_card(cfg, prep, base_info, facts, wall_seconds=time.perf_counter() - t0)
+    model_path = Path(cfg.out) / "model" if facts.finished else None
     if trainer.is_world_process_zero():
-        if finished:
-            model.prompts = {
-                **(model.prompts or {}),
-                "query": cfg.query_prompt,
-                "passage": cfg.passage_prompt,
-            }
-            from xeval.models.store import finish_model_dir
-
-            with atomic_dir(out / "model", overwrite=True) as tmp:
-                model.save(str(tmp))
-                mcard = finish_model_dir(
-                    tmp,
-                    name=f"{base_info['name']}-ft-{cfg.strategy}",
-                    label=f"{base_info.get('label', base_info['name'])} fine-tuned "
-                    f"({cfg.strategy}"
-                    + (f", alpha {cfg.alpha}" if cfg.strategy == "hybrid" else "")
-                    + f", {state.global_step} steps)",
-                    origin="xeval finetune",
-                    licence="as the base model and the training data",
-                    made={
-                        "training_card": CARD_NAME,
-                        "base_model": base_info,
-                        "pairs_fingerprint": prep["fingerprint"],
-                        "config": card["config"],
-                    },
-                )
-            card["model"] = {
-                "path": str((out / "model").resolve()),
-                "fingerprint": mcard["fingerprint"],
-            }
+        if model_path is not None:
+            mcard = _save_model(cfg, model, card)
+            card["model"] = {"path": str(model_path.resolve()), "fingerprint": mcard["fingerprint"]}
             if not cfg.keep_checkpoints:
-                shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        write_json(out / CARD_NAME, card)
-    return card
+                shutil.rmtree(Path(cfg.out) / "checkpoints", ignore_errors=True)
+        write_json(Path(cfg.out) / CARD_NAME, card)
+    return FinetuneResult(
+        out=Path(cfg.out),
+        model_path=model_path,
+        card=card,
+        status=card["status"],
+        steps=facts.state.global_step,
+        steps_this_call=facts.steps_this_call,
+        loss_curve=card["training"]["log"],
+        dev_curve=list(dev.curve) if dev else [],
+        train_seconds=facts.train_seconds,
+        wall_seconds=time.perf_counter() - t0,
+        precision=prep.precision,
+        is_main=trainer.is_world_process_zero(),
+    )

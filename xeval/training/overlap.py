@@ -1,7 +1,7 @@
 """Overlap guard: training texts must not leak into the evaluation benchmark.
 
-Texts are compared after :func:`normalise` (Unicode NFKC, case folding, punctuation and
-symbols dropped, whitespace collapsed). The report counts, for the benchmark's queries and
+Texts are compared after :func:`xeval.text.normalise` (Unicode NFKC, case folding, punctuation
+dropped, whitespace collapsed). The report counts, for the benchmark's queries and
 documents, how many unique normalised texts also occur among the training texts (queries
 and passages together), and their share; optionally the share of benchmark texts that
 share one character n-gram (default 50, spaces removed) with any training text, which
@@ -10,8 +10,6 @@ catches near-copies an exact match misses.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,16 +18,9 @@ import numpy as np
 import polars as pl
 
 from xeval.errors import XevalError
+from xeval.text import normalise
 
-_WS = re.compile(r"\s+")
 DEFAULT_MAX_SHARE = 0.001
-
-
-def normalise(text: str) -> str:
-    """NFKC, casefold, drop punctuation/symbols, collapse whitespace."""
-    t = unicodedata.normalize("NFKC", text).casefold()
-    t = "".join(" " if unicodedata.category(c)[0] in "PSZC" else c for c in t)
-    return _WS.sub(" ", t).strip()
 
 
 def _ngram_hashes(texts: Iterable[str], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +44,7 @@ def overlap_report(
     report: dict[str, Any] = {
         "benchmark": bench.name,
         "benchmark_fingerprint": bench.fingerprint,
-        "normalisation": "NFKC, casefold, punctuation/symbols removed, whitespace collapsed",
+        "normalisation": "NFKC, casefold, punctuation removed, whitespace collapsed",
         "train_unique_texts": len(train),
     }
     total_hit = total = 0

@@ -10,21 +10,18 @@ every ordered (X, Y) in L x L, X == Y included: the X-X rows feed monolingual ba
 X-Y rows cross-lingual ones. Only ``query`` and ``passage`` ever reach the loss
 (:func:`training_columns`); the metadata drives the batch sampler.
 
-Sources, by name (``xeval pairs NAME``):
-
-- ``lareqa-mlqa-r`` / ``lareqa-xquad-r``: question -> its answer sentence (LaReQA qrels);
-- ``parallel-jsonl``: your own file, one JSON object per unit and language with
-  ``unit_id``, ``lang``, ``query``, ``passage``;
-- ``python-docs``, ``ddtp``, ``justice-canada``, ``finlex``: domain builders in
-  :mod:`xeval.training.domain_pairs_technical` / :mod:`xeval.training.domain_pairs_legal`,
-  imported only when asked for.
+Pair sources register the way benchmark builders do: a function
+``fn(source: Path, max_units: int | None, **options) -> DataFrame`` decorated with
+:func:`register_pairs`, in the module of the builder that reads the same source under
+:mod:`xeval.benchmark.builders` (discovered with the builders). ``xeval pairs NAME`` is
+generated from :func:`pair_sources`; :func:`make_pairs` is its one library call.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +30,74 @@ import polars as pl
 from xeval.benchmark.schema import Benchmark, table_digest
 from xeval.errors import XevalError
 from xeval.provenance import atomic_path, provenance, write_json
+from xeval.sources import SourceSpec, resolve_source
 from xeval.tables import PAIRS
 
 PAIR_SCHEMA: dict[str, Any] = PAIRS.columns
 PAIR_COLUMNS = tuple(PAIR_SCHEMA)
+PairFunction = Callable[..., pl.DataFrame]
 
-# source name -> (module, candidate function names); domain modules are written separately
-_DOMAIN_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "python-docs": (
-        "xeval.training.domain_pairs_technical",
-        ("python_docs_pairs", "build_python_docs_pairs"),
-    ),
-    "ddtp": ("xeval.training.domain_pairs_technical", ("ddtp_pairs", "build_ddtp_pairs")),
-    "justice-canada": (
-        "xeval.training.domain_pairs_legal",
-        ("justice_canada_pairs", "build_justice_canada_pairs"),
-    ),
-    "finlex": ("xeval.training.domain_pairs_legal", ("finlex_pairs", "build_finlex_pairs")),
-}
-LAREQA_SOURCES = {"lareqa-mlqa-r": "mlqa-r", "lareqa-xquad-r": "xquad-r"}
-PAIR_SOURCES = (*LAREQA_SOURCES, "parallel-jsonl", *_DOMAIN_SOURCES)
+
+# ---- registry -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairOption:
+    """A source-specific option, shown in ``xeval pairs NAME --help`` as ``--name``."""
+
+    name: str
+    type: type = str
+    default: Any = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class PairSourceSpec:
+    """A registered pair source."""
+
+    name: str
+    build: PairFunction
+    description: str
+    source: SourceSpec | None = None  # None: your own file, --source is required
+    source_help: str = ""
+    options: Sequence[PairOption] = field(default_factory=tuple)
+
+
+PAIR_SOURCES: dict[str, PairSourceSpec] = {}
+
+
+def register_pairs(
+    name: str,
+    *,
+    description: str,
+    source: SourceSpec | None = None,
+    source_help: str = "",
+    options: Sequence[PairOption] = (),
+) -> Callable[[PairFunction], PairFunction]:
+    """Decorator registering ``fn(source, max_units, **options)`` as pair source ``name``."""
+
+    def deco(fn: PairFunction) -> PairFunction:
+        if name in PAIR_SOURCES and PAIR_SOURCES[name].build is not fn:
+            raise ValueError(f"pair source {name!r} registered twice")
+        PAIR_SOURCES[name] = PairSourceSpec(
+            name, fn, description, source, source_help, tuple(options)
+        )
+        return fn
+
+    return deco
+
+
+def pair_sources() -> dict[str, PairSourceSpec]:
+    """All registered pair sources, by name (importing the builder modules once)."""
+    from xeval.benchmark.registry import builders
+
+    builders()
+    return dict(sorted(PAIR_SOURCES.items()))
+
+
+def get_pair_source(name: str) -> PairSourceSpec:
+    known = pair_sources()
+    if name not in known:
+        raise XevalError(f"unknown pair source {name!r}; known: {', '.join(known)}")
+    return known[name]
 
 
 # ---- schema -----------------------------------------------------------------------------
@@ -105,7 +150,46 @@ def summarize_pairs(df: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-# ---- LaReQA -------------------------------------------------------------------------------
+# ---- helpers for pair sources -------------------------------------------------------------
+def pairs_from_units(units: dict[str, dict[str, tuple[str, str]]], source: str) -> pl.DataFrame:
+    """``{unit: {lang: (query, passage)}}`` -> one row per unit and ordered language pair."""
+    rows: dict[str, list[str]] = {c: [] for c in PAIR_SCHEMA}
+    for unit in sorted(units):
+        by_lang = units[unit]
+        for x in sorted(by_lang):
+            for y in sorted(by_lang):
+                rows["query"].append(by_lang[x][0])
+                rows["passage"].append(by_lang[y][1])
+                rows["query_lang"].append(x)
+                rows["passage_lang"].append(y)
+                rows["unit_id"].append(unit)
+                rows["source"].append(source)
+    return pl.DataFrame(rows, schema=PAIR_SCHEMA)
+
+
+def select_languages(
+    languages: str | Sequence[str] | None, known: Sequence[str], what: str
+) -> tuple[str, ...]:
+    """The languages asked for (comma-separated or a list), in ``known``'s order."""
+    if languages is None:
+        return tuple(known)
+    if isinstance(languages, str):
+        languages = [x.strip() for x in languages.split(",") if x.strip()]
+    bad = sorted(set(languages) - set(known))
+    if bad:
+        raise XevalError(f"{what} has no language(s) {bad}; choose from {list(known)}")
+    return tuple(x for x in known if x in set(languages))
+
+
+def hash_sample(units: Iterable[str], max_units: int | None) -> set[str]:
+    """All units, or ``max_units`` of them chosen by a hash of the id (stable, seed-free)."""
+    ordered = sorted(units)
+    if max_units is None or max_units >= len(ordered):
+        return set(ordered)
+    return set(sorted(ordered, key=lambda u: hashlib.sha1(u.encode()).hexdigest())[:max_units])
+
+
+# ---- pairs of a built benchmark -------------------------------------------------------------
 def benchmark_pairs(bench: Benchmark, source: str | None = None) -> pl.DataFrame:
     """Question -> relevant passage, in every (query lang, passage lang) the qrels link.
 
@@ -135,84 +219,15 @@ def benchmark_pairs(bench: Benchmark, source: str | None = None) -> pl.DataFrame
     return validate_pairs(out, bench.name)
 
 
-def lareqa_pairs(name: str = "mlqa-r", source: str | Path | None = None) -> pl.DataFrame:
-    """Pairs from a LaReQA benchmark built in memory (``mlqa-r`` or ``xquad-r``)."""
-    from xeval.benchmark.registry import build
-
-    return benchmark_pairs(build(name, source), source=f"lareqa-{name}")
-
-
 # ---- parallel JSONL ------------------------------------------------------------------------
 def parallel_jsonl_pairs(path: str | Path, source: str = "parallel-jsonl") -> pl.DataFrame:
-    """Read the parallel-JSONL user format and expand each unit to all language pairs.
+    """Pairs of the parallel-JSONL user format (the reader of its benchmark builder)."""
+    from xeval.benchmark.builders.parallel_jsonl import read_parallel_pairs
 
-    One JSON object per line: ``{"unit_id": ..., "lang": ..., "query": ..., "passage": ...}``
-    (one line per unit and language). Blank lines are skipped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise XevalError("parallel-JSONL file not found", file=path)
-    units: dict[str, dict[str, tuple[str, str]]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise XevalError(
-                    f"malformed JSON: {exc.msg}", file=path, record=f"line {lineno}"
-                ) from None
-            if not isinstance(rec, dict):
-                raise XevalError("not a JSON object", file=path, record=f"line {lineno}")
-            vals = {}
-            for key in ("unit_id", "lang", "query", "passage"):
-                v = rec.get(key)
-                if not isinstance(v, (str, int)) or not str(v).strip():
-                    raise XevalError(
-                        f"missing or empty {key!r}", file=path, record=f"line {lineno}"
-                    )
-                vals[key] = str(v)
-            langs = units.setdefault(vals["unit_id"], {})
-            if vals["lang"] in langs:
-                raise XevalError(
-                    f"unit {vals['unit_id']!r} has language {vals['lang']!r} twice",
-                    file=path,
-                    record=f"line {lineno}",
-                )
-            langs[vals["lang"]] = (vals["query"], vals["passage"])
-    if not units:
-        raise XevalError("no records", file=path)
-    rows = [
-        (qt, units[u][y][1], x, y, u, source)
-        for u in units
-        for x, (qt, _) in units[u].items()
-        for y in units[u]
-    ]
-    df = pl.DataFrame(rows, schema=PAIR_SCHEMA, orient="row")
-    return validate_pairs(df, path)
+    return read_parallel_pairs(Path(path), source)
 
 
-# ---- dispatch, load, save ----------------------------------------------------------------
-def _domain_builder(name: str) -> Callable[..., pl.DataFrame]:
-    mod_name, candidates = _DOMAIN_SOURCES[name]
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == mod_name:
-            raise XevalError(
-                f"pair source {name!r} is not available in this build ({mod_name})"
-            ) from None
-        raise
-    table = getattr(mod, "PAIR_SOURCES", None)
-    if isinstance(table, dict) and callable(table.get(name)):
-        return table[name]
-    for fn_name in candidates:
-        if callable(getattr(mod, fn_name, None)):
-            return getattr(mod, fn_name)
-    raise XevalError(f"{mod_name} has no builder for {name!r} (looked for {list(candidates)})")
-
-
+# ---- build, load, save ----------------------------------------------------------------------
 def sample_units(df: pl.DataFrame, max_units: int, seed: int = 0) -> pl.DataFrame:
     """Keep a seeded sample of ``max_units`` units (all their language pairs)."""
     units = df["unit_id"].unique().sort()
@@ -225,32 +240,74 @@ def sample_units(df: pl.DataFrame, max_units: int, seed: int = 0) -> pl.DataFram
 def build_pairs(
     name: str, source: str | Path | None = None, *, max_units: int | None = None, **options: Any
 ) -> pl.DataFrame:
-    """Build the pairs table of source ``name`` (see :data:`PAIR_SOURCES`).
+    """The validated pairs table of source ``name`` (see :func:`pair_sources`).
 
-    ``max_units`` keeps a seeded sample of units; other ``options`` (e.g. ``languages``)
-    go to the domain builders, which document them.
+    ``max_units`` keeps a sample of that many units; other ``options`` are the source's
+    own (``xeval pairs NAME --help`` lists them).
     """
+    spec = get_pair_source(name)
     options = {k: v for k, v in options.items() if v is not None}
-    if name in _DOMAIN_SOURCES:
-        fn = _domain_builder(name)
-        if max_units is not None:
-            options["max_units"] = max_units
-        try:
-            df = fn(source, **options)
-        except TypeError as exc:
-            raise XevalError(f"pair source {name!r}: {exc}") from None
-        return validate_pairs(df, name)
-    if options:
-        raise XevalError(f"pair source {name!r} takes no option(s) {sorted(options)}")
-    if name in LAREQA_SOURCES:
-        df = lareqa_pairs(LAREQA_SOURCES[name], source)
-    elif name == "parallel-jsonl":
-        if source is None:
-            raise XevalError("parallel-jsonl reads your own file: pass --source FILE.jsonl")
-        df = parallel_jsonl_pairs(source)
+    known = {o.name for o in spec.options}
+    if set(options) - known:
+        raise XevalError(f"pair source {name!r} takes no option(s) {sorted(set(options) - known)}")
+    if spec.source is not None:
+        src = resolve_source(spec.source, source)
+    elif source is None:
+        raise XevalError(f"pair source {name!r} reads your own file: pass --source PATH")
     else:
-        raise XevalError(f"unknown pair source {name!r}; known: {', '.join(PAIR_SOURCES)}")
-    return sample_units(df, max_units) if max_units else df
+        src = Path(source).expanduser()
+        if not src.exists():
+            raise XevalError("--source does not exist", file=src)
+    return validate_pairs(spec.build(src, max_units, **options), name)
+
+
+@dataclass(frozen=True)
+class PairsRequest:
+    """What ``xeval pairs`` asks for."""
+
+    name: str
+    out: Path
+    source: Path | None = None
+    max_units: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class PairsResult:
+    """A written pairs file and its counts."""
+
+    out: Path
+    rows: int
+    units: int
+    languages: tuple[str, ...]
+    mono_rows: int
+    cross_rows: int
+
+    def summary(self) -> str:
+        return (
+            f"{self.out}: {self.rows:,} pairs, {self.units:,} units, languages "
+            f"{' '.join(self.languages)}; {self.mono_rows:,} X-X and {self.cross_rows:,} X-Y"
+        )
+
+
+def make_pairs(req: PairsRequest) -> PairsResult:
+    """Build the pairs of ``req.name`` and write them to ``req.out`` with provenance."""
+    if req.out.exists() and not req.overwrite:
+        raise XevalError(f"{req.out} exists; pass --overwrite to replace it")
+    df = build_pairs(req.name, req.source, max_units=req.max_units, **req.options)
+    save_pairs(
+        df,
+        req.out,
+        source=req.name,
+        source_path=str(req.source) if req.source else None,
+        max_units=req.max_units,
+        **{k: v for k, v in req.options.items() if v is not None},
+    )
+    s = summarize_pairs(df)
+    return PairsResult(
+        req.out, s["rows"], s["units"], tuple(s["languages"]), s["mono_rows"], s["cross_rows"]
+    )
 
 
 def save_pairs(df: pl.DataFrame, out: str | Path, **fields: Any) -> Path:

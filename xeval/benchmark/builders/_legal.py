@@ -1,4 +1,4 @@
-"""Shared helpers of the legal builders: archive-or-folder sources, XML text, quality filters.
+"""Shared helpers of the legal builders: archive-or-folder sources, XML text, aligned units.
 
 A legal source is either the publisher's ``.tar.xz`` (read as a stream, never unpacked
 to disk), a folder holding that archive, or the unpacked tree. :func:`read_members`
@@ -9,20 +9,21 @@ archive into an :class:`~xeval.errors.XevalError` that names the file and member
 from __future__ import annotations
 
 import lzma
+import random
 import re
 import tarfile
-import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from xeval.errors import XevalError
+import polars as pl
 
-ARCHIVE_SUFFIXES = (".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar")
+from xeval.errors import XevalError
+from xeval.text import dedup_key, in_expected_script
+from xeval.training.pairs import pairs_from_units
 
 
 # ---- sources ------------------------------------------------------------------------------
@@ -151,64 +152,6 @@ def element_text(
     return clean(text)
 
 
-_NON_ALNUM = re.compile(r"[\W_]+")
-
-
-def norm_key(text: str) -> str:
-    """Comparison key: NFKC, case-folded, punctuation and whitespace removed."""
-    return _NON_ALNUM.sub("", unicodedata.normalize("NFKC", text).casefold())
-
-
-# ---- quality ------------------------------------------------------------------------------
-_RANGES = {
-    "LATIN": "A-Za-z\u00aa\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
-    "\u2c60-\u2c7f\ua720-\ua7ff\ufb00-\ufb06",
-    "GREEK": "\u0370-\u03ff\u1f00-\u1fff",
-    "CYRILLIC": "\u0400-\u052f",
-    "ARABIC": "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff",
-    "CJK": "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff",
-    "KANA": "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f",
-    "HANGUL": "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f",
-}
-SCRIPTS: dict[str, tuple[str, ...]] = {
-    "ar": ("ARABIC",),
-    "el": ("GREEK",),
-    "ru": ("CYRILLIC",),
-    "uk": ("CYRILLIC",),
-    "ja": ("CJK", "KANA"),
-    "ko": ("HANGUL", "CJK"),
-    "zh-Hans": ("CJK",),
-    "zh-Hant": ("CJK",),
-}
-_LETTER = re.compile(r"[^\W\d_]")
-_LATIN_WORD = re.compile("[" + _RANGES["LATIN"] + "]+")
-
-
-@lru_cache(maxsize=64)
-def _script_re(scripts: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("[" + "".join(_RANGES[s] for s in scripts) + "]")
-
-
-def script_ok(text: str, lang: str, min_share: float = 0.5) -> bool:
-    """Whether ``text`` is mostly in ``lang``'s script (Latin unless :data:`SCRIPTS` says).
-
-    Latin words count once each and other letters one by one, so a CJK sentence quoting an
-    English term in brackets still passes and an English sentence in a CJK slot does not.
-    """
-    scripts = SCRIPTS.get(lang, ("LATIN",))
-    if text.isascii():  # fast path: plain ASCII is Latin (or has no letters)
-        return scripts == ("LATIN",) and any(ch.isalpha() for ch in text)
-    letters = len(_LETTER.findall(text))
-    words = _LATIN_WORD.findall(text)
-    latin_letters = sum(len(w) for w in words)
-    latin_words = len(words)
-    units = letters - latin_letters + latin_words
-    if units <= 0:
-        return False
-    good = latin_words if scripts == ("LATIN",) else len(_script_re(scripts).findall(text))
-    return good / units >= min_share
-
-
 def length_ok(text: str, lo: int, hi: int) -> bool:
     return lo <= len(text) <= hi
 
@@ -239,12 +182,12 @@ def quality_filter(
     seen: dict[str, set[str]] = {lang: set() for lang in langs}
     pivot = langs[0]
     for u in units:
-        keys = {lang: norm_key(u.text[lang]) for lang in langs}
+        keys = {lang: dedup_key(u.text[lang]) for lang in langs}
         if any(keys[lang] == keys[pivot] for lang in langs[1:]):
             dropped[f"identical to {pivot}"] += 1
         elif not all(length_ok(u.text[lang], min_chars, max_chars) for lang in langs):
             dropped["length out of bounds"] += 1
-        elif not all(script_ok(u.text[lang], lang) for lang in langs):
+        elif not all(in_expected_script(u.text[lang], lang) for lang in langs):
             dropped["wrong script"] += 1
         elif any(keys[lang] in seen[lang] for lang in langs):
             dropped["duplicate text"] += 1
@@ -267,7 +210,7 @@ def query_units(
     no query in that language; the pivot query stays.
     """
     counts = {
-        lang: Counter(norm_key(u.heading[lang] or "") for u in units if u.heading[lang])
+        lang: Counter(dedup_key(u.heading[lang] or "") for u in units if u.heading[lang])
         for lang in langs
     }
     out: dict[str, list[Unit]] = {lang: [] for lang in langs}
@@ -278,7 +221,7 @@ def query_units(
         if not all(heads):
             why["no heading"] += 1
             continue
-        keys = {lang: norm_key(u.heading[lang] or "") for lang in langs}
+        keys = {lang: dedup_key(u.heading[lang] or "") for lang in langs}
         if any(counts[lang][keys[lang]] > 1 for lang in langs):
             why["heading not unique"] += 1
             continue
@@ -328,6 +271,51 @@ def parallel_tables(
         for dl in langs
     ]
     return docs, queries, qrels
+
+
+def unit_keys(units: Sequence[Unit], langs: Sequence[str]) -> set[str]:
+    """De-duplication keys of every text and heading of ``units``."""
+    keys = {dedup_key(u.text[lang]) for u in units for lang in langs}
+    keys |= {
+        dedup_key(u.heading[lang] or "") for u in units for lang in langs if u.heading.get(lang)
+    }
+    return keys
+
+
+@dataclass(frozen=True)
+class PairRules:
+    """How a legal source turns its units into training pairs."""
+
+    langs: Sequence[str]
+    source: str
+    head_bounds: tuple[int, int]
+    max_units: int | None = None
+    seed: int = 0
+
+
+def legal_pairs(units: Sequence[Unit], exclude: set[str], rules: PairRules) -> pl.DataFrame:
+    """Heading -> provision pairs of the ``units`` none of whose texts or headings is in
+    ``exclude``, whose headings can be queries (:func:`query_units`), every language pair."""
+    langs = rules.langs
+    units = [
+        u
+        for u in units
+        if not any(
+            dedup_key(u.text[lang]) in exclude or dedup_key(u.heading.get(lang) or "") in exclude
+            for lang in langs
+        )
+    ]
+    chosen = query_units(units, langs, *rules.head_bounds)[0][langs[0]]
+    if rules.max_units is not None and rules.max_units < len(chosen):
+        picked = random.Random(rules.seed).sample(chosen, rules.max_units)
+        chosen = sorted(picked, key=lambda u: u.unit_id)
+    return pairs_from_units(
+        {
+            u.unit_id: {lang: (u.heading[lang] or "", u.text[lang]) for lang in langs}
+            for u in chosen
+        },
+        rules.source,
+    )
 
 
 def counts_table(counts: dict[str, dict[str, int]]) -> str:

@@ -299,103 +299,95 @@ class Section:
         return [p.text for p in self.paragraphs if not p.code and p.text]
 
 
+class _PageParser:
+    """State of one page being read: sections so far, the open paragraph, code mode."""
+
+    def __init__(self) -> None:
+        self.sections: list[Section] = []
+        self.buf: list[str] = []
+        self.code = False
+        self.skip_until: str | None = None
+        self.pending_tag = False  # .TP: the next line is a tag, kept as a paragraph start
+
+    def flush(self) -> None:
+        text = " ".join(" ".join(self.buf).split())
+        if text and self.sections:
+            self.sections[-1].paragraphs.append(Paragraph(text, self.code))
+        self.buf = []
+
+    def _end_tag(self) -> None:
+        if self.pending_tag:
+            self.pending_tag = False
+            self.flush()
+
+    def feed(self, line: str) -> None:
+        if self.skip_until is not None:
+            if line.startswith(self.skip_until):
+                self.skip_until = None
+            return
+        if line.startswith(('.\\"', "'\\\"", ".\\#")) or line in (".", "'"):
+            return
+        if line[:1] in (".", "'") and len(line) > 1:
+            macro, _, rest = line[1:].lstrip().partition(" ")
+            self.macro(macro.strip(), rest.strip())
+        elif not line.strip():
+            if not self.code:
+                self.flush()
+        else:
+            self.buf.append(unescape(line))
+            if not self.code:
+                self._end_tag()
+
+    def macro(self, macro: str, rest: str) -> None:
+        """One request line; any request not handled here (layout, registers,
+        conditionals) is ignored."""
+        if macro in ("SH", "SS"):
+            self.heading(macro, rest)
+        elif macro in ("EX", "nf", "EE", "fi"):
+            self.flush()
+            self.code = macro in ("EX", "nf")
+        elif macro == "TS":
+            self.flush()
+            self.skip_until = ".TE"
+        elif macro in ("de", "de1", "am", "ig"):
+            self.skip_until = ".."
+        elif macro in _FONT_MACROS:
+            self.font(macro, rest)
+        elif macro in ("UE", "ME") and rest:
+            self.buf.append(unescape(rest))
+        elif macro == "IP":
+            self.flush()
+            args = split_args(rest)
+            if args and args[0].strip():
+                self.buf.append(unescape(args[0]))
+        elif macro in ("TP", "TQ"):
+            self.flush()
+            self.pending_tag = True
+        elif macro in _BREAKS and (macro != "br" or not self.code):
+            self.flush()
+
+    def heading(self, macro: str, rest: str) -> None:
+        self.flush()
+        title = unescape(" ".join(split_args(rest))).strip()
+        if macro == "SH":
+            self.sections.append(Section(title))
+        elif title and self.sections:
+            self.sections[-1].paragraphs.append(Paragraph(title, code=False))
+        self.code = False
+
+    def font(self, macro: str, rest: str) -> None:
+        args = [unescape(a) for a in split_args(rest)]
+        alternating = len(macro) == 2 and macro not in ("SM", "SB")
+        joined = "".join(args) if alternating else " ".join(args)
+        if joined:
+            self.buf.append(joined)
+        self._end_tag()
+
+
 def parse_page(roff: str) -> list[Section]:
     """Sections (``.SH``) of a page as plain-text paragraphs; text before the first is lost."""
-    sections: list[Section] = []
-    buf: list[str] = []
-    code = False
-    skip_until: str | None = None
-    pending_tag = False  # .TP: the next line is a tag, kept as the start of a paragraph
-
-    def flush() -> None:
-        nonlocal buf
-        text = " ".join(" ".join(buf).split())
-        if text and sections:
-            sections[-1].paragraphs.append(Paragraph(text, code))
-        buf = []
-
-    for raw in roff.splitlines():
-        line = raw.rstrip("\n")
-        if skip_until is not None:
-            if line.startswith(skip_until):
-                skip_until = None
-            continue
-        if line.startswith(('.\\"', "'\\\"", ".\\#")) or line in (".", "'"):
-            continue
-        if line[:1] in (".", "'") and len(line) > 1:
-            body = line[1:].lstrip()
-            macro, _, rest = body.partition(" ")
-            macro = macro.strip()
-            rest = rest.strip()
-            if macro in ("SH", "SS"):
-                flush()
-                title = unescape(" ".join(split_args(rest))).strip()
-                if macro == "SH":
-                    sections.append(Section(title))
-                elif title and sections:
-                    sections[-1].paragraphs.append(Paragraph(title, code=False))
-                code = False
-                continue
-            if macro in ("EX", "nf"):
-                flush()
-                code = True
-                continue
-            if macro in ("EE", "fi"):
-                flush()
-                code = False
-                continue
-            if macro == "TS":
-                flush()
-                skip_until = ".TE"
-                continue
-            if macro in ("de", "de1", "am", "ig"):
-                skip_until = ".."
-                continue
-            if macro in _FONT_MACROS:
-                args = [unescape(a) for a in split_args(rest)]
-                joined = (
-                    "".join(args)
-                    if len(macro) == 2 and macro not in ("SM", "SB")
-                    else " ".join(args)
-                )
-                if joined:
-                    buf.append(joined)
-                if pending_tag:
-                    pending_tag = False
-                    flush()
-                continue
-            if macro in ("UR", "MT"):
-                continue
-            if macro in ("UE", "ME"):
-                if rest:
-                    buf.append(unescape(rest))
-                continue
-            if macro == "IP":
-                flush()
-                args = split_args(rest)
-                if args and args[0].strip():
-                    buf.append(unescape(args[0]))
-                continue
-            if macro in ("TP", "TQ"):
-                flush()
-                pending_tag = True
-                continue
-            if macro in _BREAKS:
-                if macro != "br" or not code:
-                    flush()
-                continue
-            continue  # any other request: layout, registers, conditionals
-        if not line.strip():
-            if not code:
-                flush()
-            continue
-        text = unescape(line)
-        if code:
-            buf.append(text)
-            continue
-        buf.append(text)
-        if pending_tag:
-            pending_tag = False
-            flush()
-    flush()
-    return sections
+    parser = _PageParser()
+    for line in roff.splitlines():
+        parser.feed(line)
+    parser.flush()
+    return parser.sections

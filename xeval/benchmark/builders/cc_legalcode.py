@@ -16,11 +16,12 @@ from pathlib import Path
 
 import polars as pl
 
-from xeval.benchmark.builders._legal import clean, counts_table, length_ok, norm_key, script_ok
+from xeval.benchmark.builders._legal import clean, counts_table, length_ok
 from xeval.benchmark.registry import register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec
+from xeval.text import dedup_key, in_expected_script
 
 NAME = "cc-legalcode"
 LICENCES = ("by", "by-sa", "by-nc", "by-nd", "by-nc-sa", "by-nc-nd")  # dedup keeps the first
@@ -210,7 +211,7 @@ def dedupe_and_filter(units: list[CcUnit]) -> tuple[list[CcUnit], Counter[str]]:
     out: list[CcUnit] = []
     why: Counter[str] = Counter()
     for u in units:
-        k = norm_key(u.body["en"])
+        k = dedup_key(u.body["en"])
         if k in seen_en:
             why["same English text in an earlier licence"] += 1
             continue
@@ -223,21 +224,21 @@ def dedupe_and_filter(units: list[CcUnit]) -> tuple[list[CcUnit], Counter[str]]:
         for lang in [lg for lg in u.body if lg != "en"]:
             body, head = u.body[lang], u.heading[lang]
             reason = None
-            if norm_key(body) == norm_key(u.body["en"]):
+            if dedup_key(body) == dedup_key(u.body["en"]):
                 reason = "body identical to English"
-            elif not script_ok(body, lang):
+            elif not in_expected_script(body, lang):
                 reason = "wrong script"
             elif not length_ok(body, MIN_CHARS, MAX_CHARS) or not length_ok(
                 head, HEAD_MIN, HEAD_MAX
             ):
                 reason = "length out of bounds"
-            elif norm_key(body) in seen[lang]:
+            elif dedup_key(body) in seen[lang]:
                 reason = "duplicate text"
             if reason:
                 why[f"{reason} (one language)"] += 1
                 del u.body[lang], u.heading[lang]
         for lang, body in u.body.items():
-            seen[lang].add(norm_key(body))
+            seen[lang].add(dedup_key(body))
         out.append(u)
     return out, why
 
@@ -260,7 +261,7 @@ def build(source: Path) -> Benchmark:
     # all units sharing an English heading form one query group (all of them relevant)
     groups: dict[str, list[CcUnit]] = {}
     for u in units:
-        groups.setdefault(norm_key(u.heading["en"]), []).append(u)
+        groups.setdefault(dedup_key(u.heading["en"]), []).append(u)
     docs, queries, qrels = [], [], []
     qdrop: Counter[str] = Counter()
     for members in groups.values():
@@ -280,7 +281,7 @@ def build(source: Path) -> Benchmark:
             head = next((u.heading[lang] for u in members if lang in u.heading), None)
             if head is None:
                 continue
-            if lang != "en" and norm_key(head) == norm_key(members[0].heading["en"]):
+            if lang != "en" and dedup_key(head) == dedup_key(members[0].heading["en"]):
                 qdrop["heading identical to English"] += 1
                 continue
             qid = f"{lang}-q-{gid}"

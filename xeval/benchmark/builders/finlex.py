@@ -4,7 +4,7 @@ The source is eliask/finlex-data ``data/asd/{fi,sv}/YEAR/asdYYYYNNNN.xml`` (Sema
 Finlex original statutes), as the ``.tar.xz`` of ``../shared/data/finlex`` or unpacked.
 A *unit* is one ``saa:Pykala`` (section), aligned across languages by statute number +
 section id (``saa1:identifiointiTunnus``, e.g. ``10 §``). Amending acts are not part of
-the benchmark; :mod:`xeval.training.domain_pairs_legal` trains on them.
+the benchmark; the ``finlex`` pair source (:func:`finlex_pairs`) trains on them.
 """
 
 from __future__ import annotations
@@ -19,19 +19,23 @@ from xml.etree import ElementTree as ET
 import polars as pl
 
 from xeval.benchmark.builders._legal import (
+    PairRules,
     Unit,
     counts_table,
     element_text,
+    legal_pairs,
     parallel_tables,
     parse_xml,
     quality_filter,
     query_units,
     read_members,
+    unit_keys,
 )
 from xeval.benchmark.registry import register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec
+from xeval.training.pairs import register_pairs
 
 NAME = "finlex"
 LANGS = ("fi", "sv")
@@ -212,6 +216,23 @@ def build(source: Path) -> Benchmark:
     )
     bench.card = _card(bench, len(base), n_all, dropped, why)
     return bench
+
+
+@register_pairs(
+    NAME,
+    description="Sections of the 2023 amending acts (the finlex benchmark has the base "
+    "acts): heading -> provision, fi/sv",
+    source=SOURCE,
+    source_help="the finlex-data archive, a folder holding it, or the unpacked tree",
+)
+def finlex_pairs(source: Path, max_units: int | None = None) -> pl.DataFrame:
+    """Pairs from the amending acts of Finlex 2023, text-disjoint from the benchmark."""
+    statutes = read_statutes(source)
+    _, bench_units, _ = benchmark_units(statutes)
+    _, amending = split_statutes(statutes)
+    units, _ = quality_filter(aligned_units(statutes, amending), LANGS, MIN_CHARS, MAX_CHARS)
+    rules = PairRules(LANGS, NAME, (HEAD_MIN, HEAD_MAX), max_units)
+    return legal_pairs(units, unit_keys(bench_units, LANGS), rules)
 
 
 def _card(bench: Benchmark, n_base: int, n_all: int, dropped: Counter, why: Counter) -> str:

@@ -18,19 +18,23 @@ from xml.etree import ElementTree as ET
 import polars as pl
 
 from xeval.benchmark.builders._legal import (
+    PairRules,
     Unit,
     counts_table,
     element_text,
+    legal_pairs,
     parallel_tables,
     parse_xml,
     quality_filter,
     query_units,
     read_members,
+    unit_keys,
 )
 from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec
+from xeval.training.pairs import PairOption, register_pairs
 
 NAME = "justice-canada"
 LANGS = ("en", "fr")
@@ -258,6 +262,33 @@ def build(source: Path, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> B
     )
     bench.card = _card(bench, len(names), len(acts["en"]), size, seed, dropped, why)
     return bench
+
+
+@register_pairs(
+    NAME,
+    description="Sections of the Acts the justice-canada benchmark (same --size/--seed) "
+    "leaves out: heading -> provision, en/fr",
+    source=SOURCE,
+    source_help="the laws-lois-xml archive, a folder holding it, or the unpacked tree",
+    options=[
+        PairOption("size", int, DEFAULT_SIZE, "--size of the benchmark whose Acts are left out"),
+        PairOption("seed", int, DEFAULT_SEED, "--seed of that benchmark, and of --max-units"),
+    ],
+)
+def justice_canada_pairs(
+    source: Path,
+    max_units: int | None = None,
+    size: int = DEFAULT_SIZE,
+    seed: int = DEFAULT_SEED,
+) -> pl.DataFrame:
+    """Pairs from the Acts the benchmark (``size``, ``seed``) leaves out; ``max_units``
+    keeps a seeded sample of that many sections (4 rows each)."""
+    acts = read_acts(source)
+    bench_acts, bench_units, _ = benchmark_units(acts, size, seed)
+    others = sorted(set(acts["en"]) - set(bench_acts))
+    units, _ = quality_filter(aligned_units(acts, others), LANGS, MIN_CHARS, MAX_CHARS)
+    rules = PairRules(LANGS, NAME, (HEAD_MIN, HEAD_MAX), max_units, seed)
+    return legal_pairs(units, unit_keys(bench_units, LANGS), rules)
 
 
 def _card(

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
-from xeval.benchmark.registry import register
+from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
-from xeval.sources import RemoteFile, SourceSpec
+from xeval.sources import RemoteFile, SourceSpec, verify_pinned
+from xeval.training.pairs import benchmark_pairs, register_pairs, sample_units
 
 _UPSTREAM = "https://raw.githubusercontent.com/google-research-datasets/lareqa"
 XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
@@ -48,6 +49,14 @@ _SHA = {
     },
 }
 _COMMIT = {"xquad-r": "9bc8c7f", "mlqa-r": "354d67d"}
+_DOC_SCHEMA = {"doc_id": pl.String, "lang": pl.String, "text": pl.String, "title": pl.String}
+_QUESTION_SCHEMA = {
+    "query_id": pl.String,
+    "lang": pl.String,
+    "text": pl.String,
+    "unit_id": pl.String,
+    "doc_id": pl.String,
+}
 
 
 def _spec(name: str, langs: tuple[str, ...], licence: str) -> SourceSpec:
@@ -64,70 +73,113 @@ def _spec(name: str, langs: tuple[str, ...], licence: str) -> SourceSpec:
     )
 
 
-def read_lareqa_file(path: Path, lang: str) -> tuple[list[dict], list[dict]]:
-    """Parse one LaReQA language file into candidate-sentence and question records."""
+def _load_json(path: Path) -> object:
+    if path.is_dir():
+        raise XevalError("expected a language file, found a folder", file=path)
     try:
         raw = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise XevalError("missing language file", file=path) from None
     except UnicodeDecodeError as exc:
         raise XevalError(f"not UTF-8 ({exc})", file=path) from None
+    except OSError as exc:
+        raise XevalError(f"cannot read ({exc.strerror or exc})", file=path) from None
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise XevalError(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=path
         ) from None
+    except RecursionError:
+        raise XevalError("malformed JSON: nested too deeply", file=path) from None
+
+
+def _typed(value: object, kind: type | tuple[type, ...], what: str, path: Path, where: str):
+    """``value`` when it is a ``kind`` (never a bool), else an error naming the record."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise XevalError(
+            f"{what} must be {names}, got {type(value).__name__}", file=path, record=where
+        )
+    return value
+
+
+def _breaks(para: dict, path: Path, where: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """The paragraph's sentences and their ``[begin, end)`` character spans."""
+    for key in ("sentences", "sentence_breaks", "qas"):
+        if key not in para:
+            raise XevalError(f"missing field '{key}'", file=path, record=where)
+    sents = _typed(para["sentences"], list, "'sentences'", path, where)
+    breaks = _typed(para["sentence_breaks"], list, "'sentence_breaks'", path, where)
+    if len(sents) != len(breaks):
+        raise XevalError(
+            f"{len(sents)} sentences but {len(breaks)} sentence_breaks", file=path, record=where
+        )
+    spans = []
+    for si, (sent, span) in enumerate(zip(sents, breaks, strict=True)):
+        at = f"{where}.sentences[{si}]"
+        _typed(sent, str, "a sentence", path, at)
+        if not (isinstance(span, list) and len(span) == 2 and all(_is_int(b) for b in span)):
+            raise XevalError(f"sentence break {span!r} is not [begin, end]", file=path, record=at)
+        spans.append((span[0], span[1]))
+    return sents, spans
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _question(qa: object, spans: list[tuple[int, int]], path: Path, where: str):
+    """``(id, text, index of the answer sentence)`` of one question record."""
+    qa = _typed(qa, dict, "a question", path, where)
+    qwhere = f"{where} question {qa.get('id', '?')!r}"
+    for key in ("id", "question", "answers"):
+        if key not in qa:
+            raise XevalError(f"missing field '{key}'", file=path, record=qwhere)
+    qid = _typed(qa["id"], str, "'id'", path, qwhere)
+    text = _typed(qa["question"], str, "'question'", path, qwhere)
+    answers = _typed(qa["answers"], list, "'answers'", path, qwhere)
+    if not answers:
+        raise XevalError("no answer", file=path, record=qwhere)
+    first = _typed(answers[0], dict, "an answer", path, qwhere)
+    start = _typed(first.get("answer_start"), int, "'answer_start'", path, qwhere)
+    hit = [i for i, (b, e) in enumerate(spans) if b <= start < e]
+    if not hit:
+        raise XevalError(
+            f"answer_start {start} lies outside every sentence break", file=path, record=qwhere
+        )
+    return qid, text, hit[0]
+
+
+def read_lareqa_file(path: Path, lang: str) -> tuple[list[dict], list[dict]]:
+    """Parse one LaReQA language file into candidate-sentence and question records."""
+    data = _load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise XevalError("no top-level 'data' list (not SQuAD/LaReQA JSON)", file=path)
     docs: list[dict] = []
     questions: list[dict] = []
-    try:
-        articles = data["data"]
-    except (KeyError, TypeError):
-        raise XevalError("no top-level 'data' list (not SQuAD/LaReQA JSON)", file=path) from None
-    for ai, article in enumerate(articles):
-        for pi, para in enumerate(article.get("paragraphs", [])):
+    for ai, article in enumerate(data["data"]):
+        article = _typed(article, dict, "an article", path, f"data[{ai}]")
+        paras = _typed(article.get("paragraphs", []), list, "'paragraphs'", path, f"data[{ai}]")
+        title = article.get("title")
+        for pi, para in enumerate(paras):
             where = f"data[{ai}].paragraphs[{pi}]"
-            for key in ("sentences", "sentence_breaks", "qas"):
-                if key not in para:
-                    raise XevalError(f"missing field '{key}'", file=path, record=where)
-            sents, breaks = para["sentences"], para["sentence_breaks"]
-            if len(sents) != len(breaks):
-                raise XevalError(
-                    f"{len(sents)} sentences but {len(breaks)} sentence_breaks",
-                    file=path,
-                    record=where,
-                )
+            sents, spans = _breaks(_typed(para, dict, "a paragraph", path, where), path, where)
             ids = [f"{lang}-a{ai}-p{pi}-s{si}" for si in range(len(sents))]
             docs += [
-                {"doc_id": d, "lang": lang, "text": s, "title": article.get("title")}
-                for d, s in zip(ids, sents, strict=False)
+                {"doc_id": d, "lang": lang, "text": s, "title": title}
+                for d, s in zip(ids, sents, strict=True)
             ]
-            for qa in para["qas"]:
-                qwhere = f"{where} question {qa.get('id', '?')!r}"
-                try:
-                    qid, text, start = (
-                        qa["id"],
-                        qa["question"],
-                        int(qa["answers"][0]["answer_start"]),
-                    )
-                except (KeyError, IndexError, TypeError, ValueError) as exc:
-                    raise XevalError(
-                        f"missing or bad field ({exc!r})", file=path, record=qwhere
-                    ) from None
-                hit = [i for i, (b, e) in enumerate(breaks) if b <= start < e]
-                if not hit:
-                    raise XevalError(
-                        f"answer_start {start} lies outside every sentence break",
-                        file=path,
-                        record=qwhere,
-                    )
+            qas = _typed(para["qas"], list, "'qas'", path, where)
+            for qa in qas:
+                qid, text, si = _question(qa, spans, path, where)
                 questions.append(
                     {
                         "query_id": f"{lang}-{qid}",
                         "lang": lang,
                         "text": text,
                         "unit_id": qid,
-                        "doc_id": ids[hit[0]],
+                        "doc_id": ids[si],
                     }
                 )
     return docs, questions
@@ -148,8 +200,8 @@ def build_lareqa(source: Path, langs: tuple[str, ...], name: str) -> Benchmark:
                     f"duplicate question id {rec['unit_id']!r}", file=source / f"{lang}.json"
                 )
             seen.add(rec["query_id"])
-    corpus = pl.DataFrame(docs)
-    qtab = pl.DataFrame(questions)
+    corpus = pl.DataFrame(docs, schema=_DOC_SCHEMA)
+    qtab = pl.DataFrame(questions, schema=_QUESTION_SCHEMA)
     answers = qtab.select("unit_id", "doc_id")
     qrels = (
         qtab.select("query_id", "unit_id")
@@ -179,16 +231,40 @@ Built by `xeval build-benchmark {name}` from the LaReQA release of {ds} with sen
 """
 
 
+SPECS = {
+    "xquad-r": _spec("xquad-r", XQUAD_LANGS, "CC BY-SA 4.0"),
+    "mlqa-r": _spec("mlqa-r", MLQA_LANGS, "CC BY-NC 4.0"),
+}
+LANGS = {"xquad-r": XQUAD_LANGS, "mlqa-r": MLQA_LANGS}
+ACCEPT_MODIFIED = BuilderOption(
+    "accept_modified_source",
+    bool,
+    False,
+    "Build from local files whose SHA-256 differs from the published one (recorded in the "
+    "manifest). Default: such a copy is refused.",
+)
+
+
+def build_pinned(source: Path, name: str, accept_modified_source: bool) -> Benchmark:
+    """Build benchmark ``name`` from ``source`` and check its files against the pinned
+    checksums (after parsing, so that a broken file is reported with its record)."""
+    bench = build_lareqa(source, LANGS[name], name)
+    check = verify_pinned(SPECS[name], source, accept_modified=accept_modified_source)
+    bench.manifest["source_check"] = check.manifest()
+    return bench
+
+
 @register(
     "xquad-r",
     domain="general",
     description="XQuAD-R: 1,190 questions x 11 languages against 13,014 pooled Wikipedia sentences",
     licence="CC BY-SA 4.0",
-    source=_spec("xquad-r", XQUAD_LANGS, "CC BY-SA 4.0"),
+    source=SPECS["xquad-r"],
     source_help="folder with ar.json ... zh.json (LaReQA xquad-r/)",
+    options=[ACCEPT_MODIFIED],
 )
-def build_xquad_r(source: Path) -> Benchmark:
-    return build_lareqa(source, XQUAD_LANGS, "xquad-r")
+def build_xquad_r(source: Path, accept_modified_source: bool = False) -> Benchmark:
+    return build_pinned(source, "xquad-r", accept_modified_source)
 
 
 @register(
@@ -196,8 +272,35 @@ def build_xquad_r(source: Path) -> Benchmark:
     domain="general",
     description="MLQA-R: 4,199 questions in 7 languages against 20,534 pooled Wikipedia sentences",
     licence="CC BY-NC 4.0",
-    source=_spec("mlqa-r", MLQA_LANGS, "CC BY-NC 4.0"),
+    source=SPECS["mlqa-r"],
     source_help="folder with ar.json ... zh.json (LaReQA mlqa-r/)",
+    options=[ACCEPT_MODIFIED],
 )
-def build_mlqa_r(source: Path) -> Benchmark:
-    return build_lareqa(source, MLQA_LANGS, "mlqa-r")
+def build_mlqa_r(source: Path, accept_modified_source: bool = False) -> Benchmark:
+    return build_pinned(source, "mlqa-r", accept_modified_source)
+
+
+@register_pairs(
+    "lareqa-xquad-r",
+    description="XQuAD-R question -> its answer sentence, every language pair",
+    source=SPECS["xquad-r"],
+    source_help="folder with the LaReQA xquad-r language files",
+)
+def xquad_r_pairs(source: Path, max_units: int | None) -> pl.DataFrame:
+    return lareqa_pairs(source, "xquad-r", max_units)
+
+
+@register_pairs(
+    "lareqa-mlqa-r",
+    description="MLQA-R question -> its answer sentence, every language pair",
+    source=SPECS["mlqa-r"],
+    source_help="folder with the LaReQA mlqa-r language files",
+)
+def mlqa_r_pairs(source: Path, max_units: int | None) -> pl.DataFrame:
+    return lareqa_pairs(source, "mlqa-r", max_units)
+
+
+def lareqa_pairs(source: Path, name: str, max_units: int | None) -> pl.DataFrame:
+    """Question -> answer sentence pairs of the (checksum-checked) benchmark ``name``."""
+    df = benchmark_pairs(build_pinned(source, name, False), source=f"lareqa-{name}")
+    return sample_units(df, max_units) if max_units else df

@@ -37,12 +37,6 @@ from pathlib import Path
 
 import polars as pl
 
-from xeval.benchmark.builders._quality import (
-    bound_length,
-    keep_translation,
-    looks_english,
-    normalise,
-)
 from xeval.benchmark.builders._roff import (
     ManFile,
     Section,
@@ -55,6 +49,7 @@ from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec
+from xeval.text import bound_length, dedup_key, dedupe, keep_translation, looks_english
 
 NAME = "manpages"
 TRANSLATIONS = ("de", "es", "fr", "ja", "pl", "ru")
@@ -183,6 +178,107 @@ def read_pages(source: Path, langs: tuple[str, ...]) -> dict[str, dict[str, list
     return dict(pages)
 
 
+def _english_units(
+    pages: dict[str, list[Section]], max_passage_chars: int, stats: Counter
+) -> dict[str, dict]:
+    """Per English page: names, masked summary (query), passage and its paragraph keys.
+
+    Identical English passages (same text under two page names) keep the first page.
+    """
+    candidates: list[dict] = []
+    for unit, secs in sorted(pages.items()):
+        nl = name_line(secs)
+        di = description_index(secs, None)
+        if nl is None or di is None:
+            stats["en:no-name-or-description"] += 1
+            continue
+        paras = [p for p in secs[di].prose() if is_prose(p)]
+        passage = bound_length("\n\n".join(paras), max_passage_chars, min_chars=40)
+        query = mask_names(nl[1], nl[0] + [unit.rsplit(".", 1)[0]])
+        if not passage or sum(ch.isalpha() for ch in query) < 3:
+            stats["en:empty-query-or-passage"] += 1
+            continue
+        candidates.append(
+            {
+                "unit": unit,
+                "names": nl[0],
+                "query": query,
+                "passage": passage,
+                "k": passage.count("\n\n") + 1,
+                "secs": secs,
+                "paras": {dedup_key(p) for p in secs[di].prose()},
+            }
+        )
+    # identical English passages (same text under two page names): keep the first page
+    kept, dropped = dedupe(candidates, lambda c: dedup_key(c["passage"]))
+    if dropped:
+        stats["en:duplicate-passage"] = dropped
+    return {c["unit"]: c for c in kept}
+
+
+def _translated_passage(secs: list[Section], di: int, lang: str, en: dict, stats: Counter) -> list:
+    """The description paragraphs of a translated page that are not still English."""
+    paras = []
+    for p in secs[di].prose():
+        if not is_prose(p):
+            continue
+        stats[f"{lang}:description-paragraphs"] += 1
+        if dedup_key(p) in en["paras"] or looks_english(p, lang):
+            stats[f"{lang}:paragraph-still-english"] += 1
+            continue
+        paras.append(p)
+    return paras[: en["k"]]
+
+
+def _translated_rows(
+    unit: str, en: dict, secs: list[Section], lang: str, cap: int, stats: Counter
+) -> tuple[list[dict], list[dict]]:
+    """Query and document rows of one translated page (each only when it passes)."""
+    stats[f"{lang}:pages"] += 1
+    nl = name_line(secs)
+    di = description_index(secs, en["secs"])
+    if nl is None or di is None:
+        stats[f"{lang}:no-name-or-description"] += 1
+        return [], []
+    if secs[di].heading.strip().strip('"').upper() not in DESCRIPTION_TITLES:
+        stats[f"{lang}:description-by-position"] += 1
+    queries, docs = [], []
+    q = mask_names(nl[1], nl[0] + en["names"] + [unit.rsplit(".", 1)[0]])
+    ok, why = keep_translation(q, lang, en["query"], min_chars=3)
+    if ok:
+        queries.append(_row("query", lang, unit, q))
+    else:
+        stats[f"{lang}:query-{why}"] += 1
+    paras = _translated_passage(secs, di, lang, en, stats)
+    p = bound_length("\n\n".join(paras), cap, min_chars=20)
+    ok, why = keep_translation(p, lang, en["passage"])
+    if ok:
+        docs.append(_row("doc", lang, unit, p, title=q))
+    else:
+        stats[f"{lang}:passage-{why}"] += 1
+    return queries, docs
+
+
+def _summary_qrels(
+    qtab: pl.DataFrame, corpus: pl.DataFrame, english: dict[str, dict], units: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Qrels: pages whose English masked summaries are the same ("copy memory area":
+    memcpy, memmove, ...) answer the same query, so each such query has all their pages
+    relevant. Also returns the summary groups shared by several pages."""
+    groups = pl.DataFrame(
+        {"unit_id": units, "qkey": [dedup_key(english[u]["query"]) for u in units]},
+        schema={"unit_id": pl.String, "qkey": pl.String},
+    )
+    qrels = (
+        qtab.select("query_id", "unit_id")
+        .join(groups, on="unit_id")
+        .join(groups.rename({"unit_id": "rel_unit"}), on="qkey")
+        .join(corpus.select("doc_id", pl.col("unit_id").alias("rel_unit")), on="rel_unit")
+        .select("query_id", "doc_id", pl.lit(1, pl.Int32).alias("relevance"))
+    )
+    return qrels, groups.group_by("qkey").len().filter(pl.col("len") > 1)
+
+
 def build_manpages(
     source: Path,
     languages: str | None = None,
@@ -195,98 +291,24 @@ def build_manpages(
     langs = _parse_languages(languages)
     pages = read_pages(source, langs)
     stats: Counter = Counter()
-    cap = int(max_passage_chars * 1.5)
-
-    # English units first: names, masked summary, passage
-    english: dict[str, dict] = {}
-    for unit, secs in sorted(pages["en"].items()):
-        nl = name_line(secs)
-        di = description_index(secs, None)
-        if nl is None or di is None:
-            stats["en:no-name-or-description"] += 1
-            continue
-        paras = [p for p in secs[di].prose() if is_prose(p)]
-        passage = bound_length("\n\n".join(paras), max_passage_chars, min_chars=40)
-        query = mask_names(nl[1], nl[0] + [unit.rsplit(".", 1)[0]])
-        if not passage or sum(ch.isalpha() for ch in query) < 3:
-            stats["en:empty-query-or-passage"] += 1
-            continue
-        k = passage.count("\n\n") + 1
-        english[unit] = {
-            "names": nl[0],
-            "query": query,
-            "passage": passage,
-            "k": k,
-            "secs": secs,
-            "paras": {normalise(p) for p in secs[di].prose()},
-        }
-    # identical English passages (same text under two page names): keep the first page
-    seen: set[str] = set()
-    for u in sorted(english):
-        key = normalise(english[u]["passage"])
-        if key in seen:
-            stats["en:duplicate-passage"] += 1
-            del english[u]
-        seen.add(key)
+    english = _english_units(pages["en"], max_passage_chars, stats)
     units = sorted(english)
     if size:
         units = sorted(sorted(units, key=lambda u: hashlib.sha1(u.encode()).hexdigest())[:size])
-
     queries: list[dict] = []
     docs: list[dict] = []
     for unit in units:
         en = english[unit]
         queries.append(_row("query", "en", unit, en["query"]))
         docs.append(_row("doc", "en", unit, en["passage"], title=en["query"]))
-        for lang in langs:
-            secs = pages[lang].get(unit)
-            if secs is None:
-                continue
-            stats[f"{lang}:pages"] += 1
-            nl = name_line(secs)
-            di = description_index(secs, en["secs"])
-            if nl is None or di is None:
-                stats[f"{lang}:no-name-or-description"] += 1
-                continue
-            if secs[di].heading.strip().strip('"').upper() not in DESCRIPTION_TITLES:
-                stats[f"{lang}:description-by-position"] += 1
-            q = mask_names(nl[1], nl[0] + en["names"] + [unit.rsplit(".", 1)[0]])
-            ok, why = keep_translation(q, lang, en["query"], min_chars=3)
-            if ok:
-                queries.append(_row("query", lang, unit, q))
-            else:
-                stats[f"{lang}:query-{why}"] += 1
-            paras = []
-            for p in secs[di].prose():
-                if not is_prose(p):
-                    continue
-                stats[f"{lang}:description-paragraphs"] += 1
-                if normalise(p) in en["paras"] or looks_english(p, lang):
-                    stats[f"{lang}:paragraph-still-english"] += 1
-                    continue
-                paras.append(p)
-            p = bound_length("\n\n".join(paras[: en["k"]]), cap, min_chars=20)
-            ok, why = keep_translation(p, lang, en["passage"])
-            if ok:
-                docs.append(_row("doc", lang, unit, p, title=q))
-            else:
-                stats[f"{lang}:passage-{why}"] += 1
-    corpus = pl.DataFrame(docs)
-    qtab = pl.DataFrame(queries)
-    # pages whose English masked summaries are the same ("copy memory area": memcpy,
-    # memmove, ...) answer the same query: each such query has all their pages relevant
-    groups = pl.DataFrame(
-        {"unit_id": units, "qkey": [normalise(english[u]["query"]) for u in units]},
-        schema={"unit_id": pl.String, "qkey": pl.String},
-    )
-    qrels = (
-        qtab.select("query_id", "unit_id")
-        .join(groups, on="unit_id")
-        .join(groups.rename({"unit_id": "rel_unit"}), on="qkey")
-        .join(corpus.select("doc_id", pl.col("unit_id").alias("rel_unit")), on="rel_unit")
-        .select("query_id", "doc_id", pl.lit(1, pl.Int32).alias("relevance"))
-    )
-    shared = groups.group_by("qkey").len().filter(pl.col("len") > 1)
+        for lang in (x for x in langs if unit in pages[x]):
+            q, d = _translated_rows(
+                unit, en, pages[lang][unit], lang, int(max_passage_chars * 1.5), stats
+            )
+            queries += q
+            docs += d
+    corpus, qtab = pl.DataFrame(docs), pl.DataFrame(queries)
+    qrels, shared = _summary_qrels(qtab, corpus, english, units)
     stats["en:pages-sharing-a-summary"] = int(shared["len"].sum() or 0)
     stats["en:shared-summaries"] = shared.height
     bench = Benchmark(NAME, corpus, qtab, qrels)

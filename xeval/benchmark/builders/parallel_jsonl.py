@@ -13,40 +13,79 @@ from pathlib import Path
 
 import polars as pl
 
-from xeval.benchmark.builders._jsonl import field, read_jsonl
+from xeval.benchmark.builders._jsonl import field, lang_field, read_jsonl
 from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
+from xeval.training.pairs import pairs_from_units, register_pairs, sample_units
 
 
 def read_parallel_jsonl(path: Path) -> pl.DataFrame:
-    """Validated records: unit_id, lang, query, passage (one per unit and language)."""
+    """Validated records: unit_id, lang, query, passage (one per unit and language) and
+    the line each came from."""
     rows, seen = [], {}
     for n, rec in read_jsonl(path):
         unit = field(rec, ("unit_id", "id"), path, n)
-        lang = field(rec, ("lang", "language"), path, n)
-        query = field(rec, ("query",), path, n, required=False)
-        passage = field(rec, ("passage", "text"), path, n, required=False)
-        if not (query and query.strip()) and not (passage and passage.strip()):
+        lang = lang_field(rec, path, n)
+        query = _text(field(rec, ("query",), path, n, required=False))
+        passage = _text(field(rec, ("passage", "text"), path, n, required=False))
+        if query is None and passage is None:
             raise XevalError(
                 "record has neither query nor passage text", file=path, record=f"line {n}"
             )
         if (unit, lang) in seen:
             raise XevalError(
-                f"duplicate (unit_id, lang) = ({unit!r}, {lang!r}), first on line {seen[(unit, lang)]}",
+                f"duplicate: unit {unit!r} has language {lang!r} twice (first on line "
+                f"{seen[(unit, lang)]})",
                 file=path,
                 record=f"line {n}",
             )
         seen[(unit, lang)] = n
-        rows.append(
-            {"unit_id": unit, "lang": lang, "query": query or None, "passage": passage or None}
-        )
+        rows.append({"unit_id": unit, "lang": lang, "query": query, "passage": passage, "line": n})
     if not rows:
         raise XevalError("no records", file=path)
     return pl.DataFrame(
         rows,
-        schema={"unit_id": pl.String, "lang": pl.String, "query": pl.String, "passage": pl.String},
+        schema={
+            "unit_id": pl.String,
+            "lang": pl.String,
+            "query": pl.String,
+            "passage": pl.String,
+            "line": pl.Int64,
+        },
     )
+
+
+def _text(value: str | None) -> str | None:
+    """The text, None when absent or blank."""
+    return value if value and value.strip() else None
+
+
+def read_parallel_pairs(path: Path, source: str = "parallel-jsonl") -> pl.DataFrame:
+    """Training pairs of a parallel-JSONL file: every record needs a query and a passage."""
+    if path.is_dir():
+        raise XevalError("parallel-jsonl expects a .jsonl file, got a folder", file=path)
+    recs = read_parallel_jsonl(path)
+    for key in ("query", "passage"):
+        bad = recs.filter(pl.col(key).is_null())
+        if bad.height:
+            raise XevalError(
+                f"missing or empty {key!r}", file=path, record=f"line {bad['line'][0]}"
+            )
+    units: dict[str, dict[str, tuple[str, str]]] = {}
+    for unit, lang, query, passage in recs.select("unit_id", "lang", "query", "passage").rows():
+        units.setdefault(unit, {})[lang] = (query, passage)
+    return pairs_from_units(units, source)
+
+
+@register_pairs(
+    "parallel-jsonl",
+    description="Your own parallel data: JSONL records {unit_id, lang, query, passage}",
+    source_help="a .jsonl file, one record per unit and language",
+)
+def parallel_jsonl_pairs(source: Path, max_units: int | None) -> pl.DataFrame:
+    df = read_parallel_pairs(source)
+    return sample_units(df, max_units) if max_units else df
 
 
 @register(

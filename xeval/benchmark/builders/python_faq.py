@@ -28,7 +28,7 @@ the window, in order, and exists only when the first paragraph is translated and
 translated paragraphs hold at least half of the window's English characters; untranslated
 paragraphs are left out, never mixed in as English (the Japanese and Korean projects have
 translated the first paragraphs of many answers but not the later ones).
-Both then pass the quality filters of :mod:`._quality` (not identical to English, right
+Both then pass the quality filters of :mod:`xeval.text` (not identical to English, right
 script, not still English).
 """
 
@@ -38,6 +38,7 @@ import hashlib
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,11 +51,11 @@ from xeval.benchmark.builders._po import (
     iter_po_files,
     rst_inline_to_text,
 )
-from xeval.benchmark.builders._quality import bound_length, keep_translation, normalise
 from xeval.benchmark.registry import BuilderOption, register
 from xeval.benchmark.schema import Benchmark
 from xeval.errors import XevalError
 from xeval.sources import SourceSpec
+from xeval.text import bound_length, keep_translation, normalise
 
 NAME = "python-faq"
 LANGS = ("en", *PY_DOCS_LANGS)
@@ -125,7 +126,7 @@ def is_title(msgid: str) -> bool:
 def question_key(msgid: str) -> str:
     """Markup-, quote- and case-insensitive form of an English question."""
     text = rst_inline_to_text(msgid)
-    return normalise(re.sub(r"[\"'`*]", "", text))
+    return normalise(text)
 
 
 @dataclass
@@ -250,52 +251,62 @@ def build_faq(
         ]
         english_units.sort()
     out = _Built()
-    cap = int(max_passage_chars * 1.5)  # translations run longer than English in characters
     for unit in english_units:
-        # English text: the (question, answer window) wording most translations share
-        variants: Counter = Counter()
-        for lang in langs:
-            item = per_lang[lang].get(unit)
-            if item:
-                win = _window(item.answer, max_passage_chars)
-                variants[(item.question.msgid, tuple(e.msgid for e in win))] += 1
-        (q_en, win_en), _ = variants.most_common(1)[0]
-        en_query = rst_inline_to_text(q_en)
-        en_passage = _join(list(win_en), max_passage_chars)
+        en_query, en_passage = _english_text(unit, per_lang, langs, max_passage_chars)
         if not en_passage:
             out.dropped["en:empty-answer"] += 1
             continue
         out.queries.append(_q("en", unit, en_query))
         out.docs.append(_d("en", unit, en_passage, en_query))
-        for lang in langs:
-            item = per_lang[lang].get(unit)
-            if item is None:
-                continue
-            eq = rst_inline_to_text(item.question.msgid)
-            if item.question.translated:
-                q = rst_inline_to_text(item.question.msgstr)
-                ok, why = keep_translation(q, lang, eq)
-                if ok:
-                    out.queries.append(_q(lang, unit, q))
-                else:
-                    out.dropped[f"{lang}:query-{why}"] += 1
-            else:
-                out.dropped[f"{lang}:query-untranslated"] += 1
-            win = _window(item.answer, max_passage_chars)
-            done = [e for e in win if e.translated]
-            share = _chars(done) / max(1, _chars(win))
-            if not win[0].translated or share < MIN_TRANSLATED_SHARE:
-                out.dropped[f"{lang}:passage-untranslated"] += 1
-                continue
-            if len(done) < len(win):
-                out.dropped[f"{lang}:passage-kept-partly-translated"] += 1
-            p = _join([e.msgstr for e in done], cap)
-            ok, why = keep_translation(p, lang, _join([e.msgid for e in done], cap))
-            if ok:
-                out.docs.append(_d(lang, unit, p, q if item.question.translated else eq))
-            else:
-                out.dropped[f"{lang}:passage-{why}"] += 1
+        for lang in (x for x in langs if unit in per_lang[x]):
+            _add_translation(out, lang, per_lang[lang][unit], max_passage_chars)
     return _assemble(out, langs, max_passage_chars, size)
+
+
+def _english_text(
+    unit: str, per_lang: dict[str, dict[str, FaqItem]], langs: Sequence[str], max_chars: int
+) -> tuple[str, str]:
+    """English query and passage of ``unit``: the (question, answer window) wording most
+    translations share."""
+    variants: Counter = Counter()
+    for lang in langs:
+        item = per_lang[lang].get(unit)
+        if item:
+            win = _window(item.answer, max_chars)
+            variants[(item.question.msgid, tuple(e.msgid for e in win))] += 1
+    (q_en, win_en), _ = variants.most_common(1)[0]
+    return rst_inline_to_text(q_en), _join(list(win_en), max_chars)
+
+
+def _add_translation(out: _Built, lang: str, item: FaqItem, max_chars: int) -> None:
+    """The translated query and passage of one FAQ item, each when it passes the filters."""
+    cap = int(max_chars * 1.5)  # translations run longer than English in characters
+    eq = rst_inline_to_text(item.question.msgid)
+    title = eq
+    if item.question.translated:
+        q = rst_inline_to_text(item.question.msgstr)
+        title = q
+        ok, why = keep_translation(q, lang, eq)
+        if ok:
+            out.queries.append(_q(lang, item.unit, q))
+        else:
+            out.dropped[f"{lang}:query-{why}"] += 1
+    else:
+        out.dropped[f"{lang}:query-untranslated"] += 1
+    win = _window(item.answer, max_chars)
+    done = [e for e in win if e.translated]
+    share = _chars(done) / max(1, _chars(win))
+    if not win[0].translated or share < MIN_TRANSLATED_SHARE:
+        out.dropped[f"{lang}:passage-untranslated"] += 1
+        return
+    if len(done) < len(win):
+        out.dropped[f"{lang}:passage-kept-partly-translated"] += 1
+    p = _join([e.msgstr for e in done], cap)
+    ok, why = keep_translation(p, lang, _join([e.msgid for e in done], cap))
+    if ok:
+        out.docs.append(_d(lang, item.unit, p, title))
+    else:
+        out.dropped[f"{lang}:passage-{why}"] += 1
 
 
 def _q(lang: str, unit: str, text: str) -> dict:

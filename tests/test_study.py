@@ -1,0 +1,356 @@
+"""xeval study: plan parsing, balanced order, a two-cell plan end to end with kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.conftest import REPO, make_tiny_benchmark
+from xeval.errors import XevalError
+from xeval.study.cells import plan_cells
+from xeval.study.plan import load_plan
+from xeval.study.runner import RunOptions, run_study, study_status
+from xeval.study.store import Store
+
+PAIR_TEXT = {
+    "en": ("Where does the {} live?", "The {} lives in the {}."),
+    "de": ("Wo lebt der {}?", "Der {} lebt im {}."),
+    "fr": ("Où vit le {} ?", "Le {} vit dans le {}."),
+}
+ANIMALS = ["fox", "owl", "bee", "cod", "elk", "yak", "ant", "bat", "eel", "emu", "gnu", "cat"]
+PLACES = ["forest", "barn", "hive", "sea", "hills", "steppe", "nest", "cave", "river", "bush"]
+
+
+def write_pairs(path: Path, n: int = 12) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            for lang, (q, p) in PAIR_TEXT.items():
+                rec = {
+                    "unit_id": f"u{i}",
+                    "lang": lang,
+                    "query": q.format(ANIMALS[i]),
+                    "passage": p.format(ANIMALS[i], PLACES[i % 10]),
+                }
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_plan(tmp: Path, model: Path, body: str = "", baselines: str = "[]") -> Path:
+    bench = make_tiny_benchmark().save(tmp / "bench")
+    pairs = write_pairs(tmp / "pairs.jsonl")
+    text = f"""
+[study]
+name = "tiny"
+base_model = "{model}"
+
+[training]
+steps = 3
+steps_from = "test"
+batch_size = 4
+max_length = 32
+seeds = [0]
+save_steps = 2
+logging_steps = 1
+
+[[sources]]
+name = "toy"
+pairs = "parallel-jsonl"
+source = "{pairs}"
+dev_units = 4
+
+[[strategies]]
+name = "hybrid"
+alpha = 0.5
+
+[[benchmarks]]
+name = "tiny"
+path = "{bench}"
+domain = "general"
+
+[baselines]
+models = {baselines}
+{body}
+"""
+    (tmp / "plan.toml").write_text(text, encoding="utf-8")
+    return tmp / "plan.toml"
+
+
+def study(tmp: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "XEVAL_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "xeval", "study", *args]
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def test_plan_errors(tmp_path: Path) -> None:
+    p = tmp_path / "p.toml"
+    p.write_text('[study]\nbase_model = "m"\n[[benchmarks]]\nname = "b"\n')
+    with pytest.raises(XevalError, match="give builder or path"):
+        load_plan(p)
+    p.write_text('[study]\nbase_model = "m"\n[training]\nsteps = "x" = 1\n')
+    with pytest.raises(XevalError, match="not valid TOML"):
+        load_plan(p)
+    p.write_text('[study]\nbase_model = "m"\n[training]\nstep = 1\n[[benchmarks]]\nname="b"\n')
+    with pytest.raises(XevalError, match=r"unknown key\(s\) \['step'\]"):
+        load_plan(p)
+
+
+def test_committed_plans_parse() -> None:
+    for name in ("general", "in-domain"):
+        plan = load_plan(REPO / "benchmarks" / "study" / f"{name}.toml")
+        assert plan_cells(plan)
+
+
+def test_balanced_order(tmp_path: Path) -> None:
+    body = (
+        '[[strategies]]\nname = "xx"\n[[strategies]]\nname = "xy"\n'
+        "[alpha_curve]\nalphas = [0.25, 0.75]\nseeds = [0]\n"
+    )
+    p = write_plan(tmp_path, Path("m"), body, '["base"]')
+    text = p.read_text().replace("seeds = [0]\nsave", "seeds = [0, 1, 2]\nsave")
+    p.write_text(text)
+    ids = [c.id for c in plan_cells(load_plan(p))]
+    trains = [i for i in ids if i.startswith("train/")]
+    assert ids[0] == "eval/base/tiny"
+    seeds = [int(t.rsplit("-s", 1)[1]) for t in trains]
+    assert seeds == sorted(seeds)  # every strategy gets seed 0 before any gets seed 1
+    assert trains[:5] == [
+        "train/toy-hybrid-a0.5-s0",
+        "train/toy-xx-s0",
+        "train/toy-xy-s0",
+        "train/toy-hybrid-a0.25-s0",
+        "train/toy-hybrid-a0.75-s0",
+    ]
+    assert len(trains) == 3 * 3 + 2
+    # each fine-tune is followed by its evaluations
+    i = ids.index("train/toy-xy-s1")
+    assert ids[i + 1] == "eval/toy-xy-s1/tiny"
+
+
+def test_waits_for_steps(tmp_path: Path, tiny_model: Path) -> None:
+    p = write_plan(tmp_path, tiny_model)
+    p.write_text(p.read_text().replace("steps = 3", "steps = 0"))
+    st = study_status(load_plan(p), tmp_path / "store")
+    assert all("not decided" in why for _, why in st.pending)
+
+
+def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
+    """Train + eval, killed after the first stored cell, resumed; equals an uninterrupted run."""
+    plan = write_plan(tmp_path, tiny_model)
+    store = tmp_path / "store"
+    proc = study(tmp_path, "run", str(plan), "--store", str(store), "--work", str(tmp_path / "w"))
+    first = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("stored "):
+            first = line.split()[1]
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=120)
+    assert first == "train/toy-hybrid-a0.5-s0"
+    marker = store / "cells" / first / "result.json"
+    before = marker.read_bytes()
+    again = study(tmp_path, "run", str(plan), "--store", str(store), "--work", str(tmp_path / "w"))
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert f"stored {first}" not in out  # the finished cell is not redone
+    assert "2 of 2 cells done" in out
+    assert marker.read_bytes() == before
+
+    # an uninterrupted run in another work folder gives the same per-unit scores
+    ref = tmp_path / "ref"
+    res = run_study(
+        load_plan(plan), RunOptions(work=tmp_path / "w2", store=ref, log=lambda m: None)
+    )
+    assert res.ran == [first, "eval/toy-hybrid-a0.5-s0/tiny"]
+    a, b = Store(store).scores(), Store(ref).scores()
+    assert a.height > 0
+    assert (
+        a.sort("unit_id", "kind", "query_lang")
+        .drop("system")
+        .equals(b.sort("unit_id", "kind", "query_lang").drop("system"))
+    )
+    card = json.loads((store / "cells" / first / "card.json").read_text())
+    assert card["training"]["global_step"] == 3
+    assert pl.read_parquet(store / "cells" / first / "loss.parquet").height >= 1
+
+    # the report reads the store alone (the work folders are gone)
+    import shutil
+
+    shutil.rmtree(tmp_path / "w")
+    shutil.rmtree(tmp_path / "w2")
+    from xeval.study.report import build_report
+
+    rep = build_report(load_plan(plan), store, tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "toy-hybrid" in md and "missing" in md.lower()
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "<img" in html or "no figure" in html
+    assert "verdict" in rep.summary().lower()
+
+
+def fake_store(
+    tmp: Path, shift: dict[str, float], source: str = "toy", extra: str = ""
+) -> tuple[Path, Path]:
+    """A store with eval cells of made-up per-unit scores (no model involved)."""
+    import numpy as np
+
+    from xeval.study.store import default_store
+
+    body = '[[strategies]]\nname = "xx"\n[[strategies]]\nname = "xy"\n'
+    body += "[alpha_curve]\nalphas = [0.25]\nseeds = [0]\n"
+    plan_path = write_plan(tmp, Path("m"), body, '["base"]')
+    text = plan_path.read_text().replace("seeds = [0]\nsave", "seeds = [0, 1]\nsave")
+    text = text.replace('name = "toy"', f'name = "{source}"').replace("[study]", "[study]" + extra)
+    plan_path.write_text(text.replace('name = "tiny"\nbase', f'name = "{source}-plan"\nbase'))
+    plan = load_plan(plan_path)
+    store = Store(default_store(plan))
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.7, size=60)
+    for cell in plan_cells(plan):
+        if cell.id == f"eval/{source}-hybrid-a0.25-s0/tiny":
+            continue  # left missing on purpose
+        s = cell.system
+        assert s is not None
+        if cell.kind == "train":
+            store.write(cell, {"system": s.name, "source": source, "languages": ["en"]}, {}, {})
+            continue
+        group = s.name.rsplit("-s", 1)[0].replace(source, "toy") if s.trained else s.name
+        rows = []
+        for kind in ("mono", "cross", "multi"):
+            for lang in ("en", "de"):
+                v = base + shift.get(group, 0.0) + rng.normal(0, 0.01, size=base.size)
+                for u, x in enumerate(v):
+                    lb = 5.0 if kind == "multi" else None
+                    rows.append((f"u{u}", kind, lang, x, x, x, x, lb))
+        cols = ["unit_id", "kind", "query_lang", "MRR@10", "R@10", "R@100", "MAP", "LB"]
+        df = pl.DataFrame(
+            rows,
+            schema=dict.fromkeys(cols[:3], pl.String) | dict.fromkeys(cols[3:], pl.Float64),
+            orient="row",
+        )
+        meta = {"system": s.name, "benchmark": cell.benchmark, "seed": s.seed}
+        store.write(cell, meta, {"scores": df}, {})
+    return plan_path, store.root
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        ({"toy-hybrid-a0.5": 0.05, "toy-xx": 0.0, "toy-xy": 0.02}, "supports"),
+        ({"toy-hybrid-a0.5": -0.05, "toy-xx": 0.0, "toy-xy": 0.0}, "contradicts"),
+        ({"toy-hybrid-a0.5": 0.0, "toy-xx": 0.0, "toy-xy": 0.0}, "inconclusive"),
+    ],
+)
+def test_report_from_store(tmp_path: Path, shift: dict[str, float], expected: str) -> None:
+    from xeval.study.report import build_report
+
+    plan_path, store = fake_store(tmp_path, shift)
+    rep = build_report(load_plan(plan_path), store, tmp_path / "rep")
+    assert list(rep.verdicts.values()) == [expected]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Missing cells (1): eval/toy-hybrid-a0.25-s0/tiny" in md
+    assert "| mono | toy-hybrid-a0.5 | 2 |" in md  # two seeds averaged
+    assert "p (Holm)" in md and "seen" in md
+    assert {p.name for p in rep.figures} >= {"bars-tiny.png", "alpha-toy.png"}
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(rep.figures)
+
+
+def test_devcurve_cell(tmp_path: Path, tiny_model: Path) -> None:
+    from xeval.study.report import devcurve_summary, suggest_steps
+
+    body = "[devcurve]\nsource = 'toy'\nevery = 2\nmax_steps = 4\n"
+    plan = load_plan(write_plan(tmp_path, tiny_model, body))
+    opts = RunOptions(
+        work=tmp_path / "w", store=tmp_path / "store", kinds=("devcurve",), log=lambda m: None
+    )
+    res = run_study(plan, opts)
+    assert res.ran == ["devcurve/toy"]
+    rec = Store(tmp_path / "store").get("devcurve/toy")
+    assert rec is not None and rec.meta["dev_benchmark"]["queries"] == 4 * 3  # 4 units x 3 langs
+    dev = rec.table("dev")
+    assert dev is not None and dev["step"].to_list() == [0, 2, 4]
+    assert suggest_steps(dev) in (0, 2, 4)
+    assert "suggested steps" in devcurve_summary(plan, Store(tmp_path / "store"))
+    # held-out units never reach training
+    folder = tmp_path / "w" / "tiny" / "pairs" / "toy"
+    train = set(pl.read_parquet(folder / "train.parquet")["unit_id"])
+    dev_units = set(pl.read_parquet(folder / "dev-bench" / "queries.parquet")["unit_id"])
+    assert len(train) == 12 - 4 and len(dev_units) == 4 and not train & dev_units
+
+
+def test_suggest_steps() -> None:
+    from xeval.study.report import suggest_steps
+
+    dev = pl.DataFrame(
+        {"step": [0, 50, 100, 150, 200], "MRR@10/mono": [0.5, 0.6, 0.65, 0.652, 0.651]}
+    )
+    assert suggest_steps(dev) == 100
+
+
+def test_report_sets_other_plans_beside(tmp_path: Path) -> None:
+    """compare_with: general-domain and in-domain fine-tunes side by side, one Holm family."""
+    from xeval.study.report import build_report
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fake_store(tmp_path / "a", {"toy-hybrid-a0.5": 0.05}, source="gen")
+    plan_b, store_b = fake_store(
+        tmp_path / "b", {"toy-xx": 0.03}, source="dom", extra='\ncompare_with = ["../a/plan.toml"]'
+    )
+    rep = build_report(load_plan(plan_b), store_b, tmp_path / "rep")
+    assert list(rep.verdicts) == [
+        "trained on dom (general) → general",
+        "trained on gen (general) → general",
+    ]
+    assert rep.verdicts["trained on gen (general) → general"] == "supports"
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "dom-hybrid-a0.5 − gen-hybrid-a0.5" in md
+    assert "| mono | gen-xx | 2 |" in md
+
+
+def test_baselines_bm25_skipped_when_absent(tmp_path: Path, tiny_model: Path) -> None:
+    """A baseline this build cannot run is reported as skipped; the study goes on."""
+    path = write_plan(tmp_path, tiny_model, baselines='["base", "bm25"]')
+    path.write_text(path.read_text().replace("steps = 3", "steps = 0"))
+    opts = RunOptions(work=tmp_path / "w", store=tmp_path / "s", log=lambda m: None)
+    res = run_study(load_plan(path), opts)
+    assert "eval/base/tiny" in res.ran
+    assert "eval/bm25/tiny" in res.ran or [c for c, _ in res.skipped] == ["eval/bm25/tiny"]
+    assert [c for c, _ in res.waiting] == [
+        "train/toy-hybrid-a0.5-s0",
+        "eval/toy-hybrid-a0.5-s0/tiny",
+    ]
+    assert "wait" in res.summary()
+
+
+def test_git_commit_of_a_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xeval.study.cells import Cell, System
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "root"], check=True)
+    store = Store(repo / "store")
+    cell = Cell("eval", System("base"), "tiny")
+    df = pl.DataFrame({"unit_id": ["u1"], "MRR@10": [1.0]})
+    store.write(cell, {"system": "base", "benchmark": "tiny"}, {"scores": df}, {})
+    for var in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{var}_NAME", "t")
+        monkeypatch.setenv(f"{var}_EMAIL", "t@t")
+    store.git_commit(cell)
+    log = subprocess.run(
+        [*git, "log", "--name-only", "-1", "--format=%s"], capture_output=True, text=True
+    )
+    assert "study store: eval/base/tiny" in log.stdout
+    assert "store/cells/eval/base/tiny/result.json" in log.stdout

@@ -1,0 +1,10 @@
+"""``xeval study``: declarative study plans run cell by cell into a committed store.
+
+- :mod:`xeval.study.plan`     the TOML plan as typed dataclasses (:func:`load_plan`);
+- :mod:`xeval.study.cells`    cell ids and the balanced order (:func:`plan_cells`);
+- :mod:`xeval.study.stages`   the one adapter to the library (pairs, fine-tune, run, evaluate);
+- :mod:`xeval.study.store`    the results store (one atomic folder per finished cell);
+- :mod:`xeval.study.runner`   resumable execution (:func:`run_study`, :func:`study_status`);
+- :mod:`xeval.study.analysis` seed means, unit-level tests with Holm, bootstrap CIs, verdicts;
+- :mod:`xeval.study.report`   Markdown + self-contained HTML with figures, from the store alone.
+"""

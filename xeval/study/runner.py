@@ -1,0 +1,231 @@
+"""Resumable execution of a plan: run every cell not yet in the store, in plan order.
+
+A cell is done when its folder in the store holds ``result.json``; a killed study
+re-run with the same plan skips those and continues with the next. A fine-tune killed
+mid-way resumes from its last checkpoint in the work folder. Models are not stored: an
+eval cell whose model is missing from the work folder (another machine trained it)
+re-trains it there first, from the same seed and data, without rewriting its train cell.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xeval.errors import XevalError
+from xeval.study import stages
+from xeval.study.cells import Cell, System, baseline_model, plan_cells
+from xeval.study.plan import Plan
+from xeval.study.store import Store
+
+
+@dataclass
+class RunOptions:
+    """How to run a study (the plan says what)."""
+
+    work: Path
+    store: Path
+    git_commit: bool = False
+    max_cells: int | None = None
+    kinds: tuple[str, ...] = ("eval", "train", "devcurve")
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class RunResult:
+    plan: str
+    total: int
+    done_before: int
+    ran: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    waiting: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [
+            f"study {self.plan}: {self.done_before + len(self.ran)} of {self.total} cells done "
+            f"({len(self.ran)} this run)"
+        ]
+        lines += [f"  skipped {c}: {why}" for c, why in self.skipped]
+        if self.waiting:
+            lines.append(f"  {len(self.waiting)} cell(s) wait: {self.waiting[0][1]}")
+        return "\n".join(lines)
+
+
+def blocked(plan: Plan, cell: Cell) -> str | None:
+    """Why ``cell`` cannot run yet (None when it can)."""
+    s = cell.system
+    if s is not None and s.trained and plan.steps(s.source or "")[0] <= 0:
+        return "steps not decided (run `xeval study devcurve`, then set them in the plan)"
+    return None
+
+
+class Runner:
+    """Runs cells of one plan into one store, with heavy files in ``work``."""
+
+    def __init__(self, plan: Plan, opts: RunOptions) -> None:
+        self.plan, self.opts = plan, opts
+        self.store = Store(opts.store)
+        self.work = opts.work / plan.name
+
+    # ---- shared pieces -----------------------------------------------------------------
+    def bench(self, name: str) -> Path:
+        return stages.benchmark_dir(self.plan.benchmark(name), self.work)
+
+    def _train(self, system: System) -> stages.TrainOutput:
+        src = self.plan.source(system.source or "")
+        pairs, _, _ = stages.prepare_pairs(src, self.work)
+        assert system.strategy is not None and system.seed is not None
+        overlap = [str(self.bench(b.name)) for b in self.plan.benchmarks_of(src)]
+        return stages.finetune(
+            self.plan,
+            pairs,
+            self.work / "ft" / system.name,
+            strategy=system.strategy.name,
+            alpha=system.strategy.alpha,
+            seed=system.seed,
+            max_steps=self.plan.steps(src.name)[0],
+            overlap_benchmarks=overlap,
+        )
+
+    def _meta(self, cell: Cell, **extra: Any) -> dict[str, Any]:
+        s = cell.system
+        return {
+            "plan": self.plan.name,
+            "kind": cell.kind,
+            "system": s.name if s else None,
+            "source": (s.source if s else cell.source),
+            "strategy": s.strategy.name if s and s.strategy else None,
+            "alpha": s.strategy.alpha if s and s.strategy else None,
+            "seed": s.seed if s else None,
+            "benchmark": cell.benchmark,
+            "precision": self.plan.training.precision,
+            **extra,
+        }
+
+    # ---- cells --------------------------------------------------------------------------
+    def run_eval(self, cell: Cell) -> None:
+        s = cell.system
+        assert s is not None and cell.benchmark is not None
+        model = self._train(s).model_dir if s.trained else baseline_model(self.plan, s.name)
+        bench = self.bench(cell.benchmark)
+        rundir = self.work / "runs" / cell.benchmark / s.name
+        emb = self.work / "embeddings"
+        scores = stages.evaluate(model, bench, rundir, emb, self.plan.training.precision)
+        meta = self._meta(
+            cell,
+            model={"name": str(model), "fingerprint": stages.model_fingerprint(model)},
+            benchmark_info=stages.benchmark_info(bench),
+            benchmark_spec=_spec(self.plan.benchmark(cell.benchmark)),
+            metrics=list(stages.METRICS),
+            units=scores["unit_id"].n_unique(),
+        )
+        self.store.write(cell, meta, {"scores": scores}, {})
+
+    def run_train(self, cell: Cell) -> None:
+        assert cell.system is not None
+        out = self._train(cell.system)
+        steps, steps_from = self.plan.steps(cell.system.source or "")
+        meta = self._meta(
+            cell,
+            steps=steps,
+            steps_from=steps_from,
+            model={"fingerprint": (out.card.get("model") or {}).get("fingerprint")},
+            pairs_fingerprint=(out.card.get("pairs") or {}).get("fingerprint"),
+            languages=((out.card.get("pairs") or {}).get("summary") or {}).get("languages"),
+            overlap=stages.overlap_figures(out.card),
+        )
+        self.store.write(cell, meta, {"loss": out.loss, "dev": out.dev}, {"card": out.card})
+
+    def run_devcurve(self, cell: Cell) -> None:
+        dc = next(d for d in self.plan.devcurves if d.source == cell.source)
+        src = self.plan.source(dc.source)
+        pairs, dev_bench, pinfo = stages.prepare_pairs(src, self.work)
+        out = stages.finetune(
+            self.plan,
+            pairs,
+            self.work / "devcurve" / src.name,
+            strategy=dc.strategy,
+            alpha=dc.alpha,
+            seed=dc.seed,
+            max_steps=dc.max_steps,
+            eval_benchmark=str(dev_bench),
+            eval_steps=dc.every,
+            eval_queries=dc.dev_queries,
+        )
+        meta = self._meta(
+            cell, devcurve=_spec(dc), pairs=pinfo, dev_benchmark=stages.benchmark_info(dev_bench)
+        )
+        self.store.write(cell, meta, {"loss": out.loss, "dev": out.dev}, {"card": out.card})
+
+    def run_cell(self, cell: Cell) -> None:
+        {"eval": self.run_eval, "train": self.run_train, "devcurve": self.run_devcurve}[cell.kind](
+            cell
+        )
+
+
+def _spec(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def run_study(plan: Plan, opts: RunOptions) -> RunResult:
+    """Run every cell of ``plan`` missing from the store (see the module docstring)."""
+    runner = Runner(plan, opts)
+    cells = plan_cells(plan)
+    res = RunResult(plan.name, len(cells), sum(runner.store.done(c) for c in cells))
+    for cell in cells:
+        if runner.store.done(cell) or cell.kind not in opts.kinds:
+            continue
+        why = blocked(plan, cell)
+        if why:
+            res.waiting.append((cell.id, why))
+            continue
+        if opts.max_cells is not None and len(res.ran) >= opts.max_cells:
+            break
+        t = time.perf_counter()
+        try:
+            runner.run_cell(cell)
+        except XevalError as exc:
+            if cell.system is None or cell.system.trained or cell.system.name == "base":
+                raise
+            res.skipped.append((cell.id, str(exc)))  # e.g. bm25 absent from this build
+            opts.log(f"skipped {cell.id}: {exc}")
+            continue
+        res.ran.append(cell.id)
+        opts.log(f"stored {cell.id} ({time.perf_counter() - t:.1f} s)")
+        if opts.git_commit:
+            opts.log(f"  git: {runner.store.git_commit(cell)}")
+    return res
+
+
+@dataclass
+class StatusResult:
+    plan: str
+    store: Path
+    done: list[str]
+    pending: list[tuple[str, str]]
+
+    def summary(self) -> str:
+        lines = [f"study {self.plan} ({self.store}): {len(self.done)} done, "]
+        lines[0] += f"{len(self.pending)} to run"
+        by_kind: dict[str, list[int]] = {}
+        for c in self.done:
+            by_kind.setdefault(c.split("/")[0], [0, 0])[0] += 1
+        for c, _ in self.pending:
+            by_kind.setdefault(c.split("/")[0], [0, 0])[1] += 1
+        lines += [f"  {k}: {d} done, {p} to run" for k, (d, p) in by_kind.items()]
+        lines += [f"  next: {c}" + (f" (waits: {w})" if w else "") for c, w in self.pending[:5]]
+        return "\n".join(lines)
+
+
+def study_status(plan: Plan, store: Path) -> StatusResult:
+    """Which cells are stored and which remain (with why they wait, if they do)."""
+    st = Store(store)
+    cells = plan_cells(plan)
+    done = [c.id for c in cells if st.done(c)]
+    pending = [(c.id, blocked(plan, c) or "") for c in cells if not st.done(c)]
+    return StatusResult(plan.name, store, done, pending)
