@@ -57,15 +57,15 @@ if mode == "commit":
     patch(xeval.provenance, "_commit", "before")
 elif mode == "encode":
     from sentence_transformers import SentenceTransformer
-    orig, n = SentenceTransformer.encode, [0]
+    orig, n = SentenceTransformer.forward, [0]  # one call per encoding batch
 
-    def encode(self, *a, **k):
+    def forward(self, *a, **k):
         n[0] += 1
         if n[0] == 3:
             hang()
         return orig(self, *a, **k)
 
-    SentenceTransformer.encode = encode
+    SentenceTransformer.forward = forward
 elif mode == "checkpoint":
     import transformers
     patch(transformers.Trainer, "_save_checkpoint", "after")
