@@ -11,7 +11,7 @@ beyond 0.002.
 Default: XQuAD-R with a seeded sample of 30 question units (330 questions) against the
 full 13k-sentence corpus, or ``--languages`` to shrink it. ``--full`` takes every
 question; ``--record`` appends the figures, the machine and the command to
-``benchmarks/results/encode.md``. Unattended full run (about an hour on an idle 2-core
+``benchmarks/results/encode.md``. Unattended full run (about 20 minutes on an idle 2-core
 machine)::
 
     nice .venv/bin/python benchmarks/bench_run.py --full --record
@@ -190,7 +190,7 @@ def report(args, langs, bench: Path, tmp: Path, times, fp32_s: float) -> str:
     which += f", languages {','.join(langs)}" if langs else ""
     which += f", kinds {args.kinds}" if args.kinds else ""
     rows = [
-        f"## `xeval run` before ({args.before}) vs after, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"### `xeval run` before ({args.before}) vs after, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `python {cmd}`  ",
         f"Machine: {machine()}  ",
