@@ -115,11 +115,17 @@ def main() -> None:
     ap.add_argument("--keep-thread-env", action="store_true",
                     help="keep OMP_NUM_THREADS / MKL_NUM_THREADS for the child processes")  # fmt: skip
     ap.add_argument("--record", action="store_true", help=f"append the figures to {RESULTS}")
+    ap.add_argument(
+        "--keep", type=Path, help="work in this folder and keep the runs (default: temp)"
+    )
     args = ap.parse_args()
     langs = args.languages.split(",") if args.languages else None
-    with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp_s:
-        tmp = Path(tmp_s)
-        report = measure(args, langs, tmp)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        report = measure(args, langs, args.keep.resolve())
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp_s:
+            report = measure(args, langs, Path(tmp_s))
     print(report)
     if args.record:
         with RESULTS.open("a", encoding="utf-8") as fh:
