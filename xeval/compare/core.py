@@ -40,7 +40,7 @@ from xeval.compare.load import (
     load_runs,
     unit_ids,
 )
-from xeval.compare.metrics import LOWER_IS_BETTER, higher_is_better
+from xeval.compare.metrics import higher_is_better
 from xeval.errors import XevalError
 from xeval.tables import KINDS
 
@@ -140,7 +140,7 @@ class Comparison:
 def compare_folder(paths: str | Path | Sequence[str | Path], options: CompareOptions) -> Comparison:
     """Load every evaluated run in ``paths`` (folders of runs, run folders or globs), check
     comparability, choose the pairing unit and compare."""
-    wanted = set(options.metrics) | LOWER_IS_BETTER  # LB feeds the language-bias table
+    wanted = set(options.metrics) | {"LB"}  # LB feeds the language-bias table
     runs = load_runs(paths, wanted)
     check_comparable(runs, options.metrics)
     systems = group_seeds(runs)

@@ -28,7 +28,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from xeval.compare.core import PLURAL, Comparison, setting_tests
-from xeval.compare.metrics import LOWER_IS_BETTER, RANK_METRICS
+from xeval.compare.metrics import lower_is_better, valid_range
 from xeval.provenance import atomic_path
 from xeval.tables import KINDS
 
@@ -82,8 +82,8 @@ def language_matrix(
 def shared_scale(mats: list[np.ndarray], metric: str, *, diverging: bool = False) -> Scale:
     """A colour scale covering every matrix: the data range, or symmetric about 0."""
     finite = np.concatenate([m[np.isfinite(m)] for m in mats]) if mats else np.array([])
-    lib = metric in LOWER_IS_BETTER
-    rank = metric in RANK_METRICS
+    lib = lower_is_better(metric)
+    rank = valid_range(metric)[1] == float("inf")  # a rank distance, not a share
     if diverging:
         lim = float(np.max(np.abs(finite))) if finite.size else 1.0
         better = "lower" if lib else "higher"
@@ -245,7 +245,7 @@ def language_bars(comp: Comparison, metric: str) -> Figure | None:
 
 
 def _ylabel(metric: str) -> str:
-    return metric + (" (lower is better)" if metric in LOWER_IS_BETTER else "")
+    return metric + (" (lower is better)" if lower_is_better(metric) else "")
 
 
 def _save(fig: Figure, out: Path, stem: str, title: str, kind: str) -> FigureFile:

@@ -26,6 +26,7 @@ the run lacks score 0 and are counted as missing.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -99,6 +100,8 @@ class MetricSpec:
     doc: str
     multi_only: bool = False
     empty: float | None = 0.0
+    #: closed range of a per-query value (rank distances are unbounded above)
+    value_range: tuple[float, float] = (0.0, 1.0)
 
 
 REGISTRY: dict[str, MetricSpec] = {
@@ -151,6 +154,7 @@ REGISTRY: dict[str, MetricSpec] = {
             "corpus; queries with < 2 relevant items are excluded. Multi settings only.",
             multi_only=True,
             empty=None,
+            value_range=(0.0, math.inf),
         ),
         MetricSpec(
             "qlp", "QLP", ("lpr", "query_language_preference"), "none", False, "{:.4f}",
@@ -209,9 +213,16 @@ class Metric:
     def multi_only(self) -> bool:
         return self.spec.multi_only
 
-    def fmt(self, value: float | None) -> str:
-        """The value as tables print it (``—`` when unavailable)."""
-        return "—" if value is None else self.spec.fmt.format(value)
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """Closed range of a per-query value (a value outside it is a damaged input)."""
+        return self.spec.value_range
+
+    def fmt(self, value: float | None, *, sign: bool = False) -> str:
+        """The value (with ``sign``: a difference) as tables print it; ``—`` when unavailable."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "—"
+        return self.spec.fmt.replace("{:", "{:+" if sign else "{:").format(value)
 
     def expr(self) -> pl.Expr:
         """The per-query aggregation over a hits table (see the module notes)."""

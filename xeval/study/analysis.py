@@ -22,9 +22,8 @@ from scipy import stats as sst
 
 from xeval.compare.stats import holm, paired_t
 from xeval.study.stages import METRICS
+from xeval.tables import KINDS
 
-LOWER_IS_BETTER = {"LB"}
-KINDS = ("mono", "cross", "multi")
 DECIDING = {"mono": "MRR@10", "cross": "MRR@10", "multi": "MAP"}
 MARGIN = 0.01
 BOOTSTRAP_RESAMPLES = 1000
