@@ -162,3 +162,13 @@ def test_cli_run_bm25(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
 def test_bad_bm25_specs(spec: str) -> None:
     with pytest.raises(XevalError):
         parse_bm25(spec)
+
+
+def test_library_run_benchmark_dispatches_bm25(tiny_benchmark_dir: Path, tmp_path: Path) -> None:
+    """``run_benchmark("bm25", ...)`` (what the study's baseline cells call) runs BM25."""
+    from xeval.retrieval import run_benchmark
+
+    run_benchmark("bm25", tiny_benchmark_dir, tmp_path / "run", k=5, progress=False, label="lex")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["exact_ranks"] is True and info["label"] == "lex"
+    assert sorted(p.name for p in (tmp_path / "run" / "ranks").iterdir())

@@ -154,7 +154,6 @@ def run_cmd(model: str, benchmark: Path, out: Path, quiet: bool, **options: obje
     Example:
       xeval run --model multilingual-e5-small --benchmark bench/xquad-r --out runs/e5
     """
-    from xeval.retrieval.lexical import is_bm25, run_bm25_spec  # BM25: --model bm25[:k1=..,b=..]
     from xeval.retrieval.run import RunConfig, run_benchmark
 
     config = RunConfig(
@@ -164,9 +163,4 @@ def run_cmd(model: str, benchmark: Path, out: Path, quiet: bool, **options: obje
         progress=not quiet,
         **options,  # type: ignore[arg-type]
     )
-    if is_bm25(model):  # BM25 (bm25s) writes the same run directory, ranks for every setting
-        click.echo(run_bm25_spec(model, benchmark, out, k=config.k, kinds=config.kinds,
-            languages=config.languages, overwrite=config.overwrite,
-            progress=config.progress).summary())  # fmt: skip
-        return
     click.echo(run_benchmark(model, benchmark, out, config).summary())

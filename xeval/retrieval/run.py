@@ -251,6 +251,21 @@ def _prompts(st: SentenceTransformer, cfg: RunConfig) -> dict[str, str]:
     return prompts
 
 
+def _is_lexical(model: str) -> bool:
+    from xeval.retrieval.lexical import is_bm25
+
+    return is_bm25(model)
+
+
+def _run_lexical(model: str, benchmark_dir: str | Path, out: str | Path, cfg: RunConfig) -> Any:
+    """``bm25[:k1=..,b=..]``: BM25 (bm25s) over the same settings, ranks and run folder."""
+    from xeval.retrieval.lexical import run_bm25_spec
+
+    opts = {"k": cfg.k, "kinds": cfg.kinds, "languages": cfg.languages, "label": cfg.label}
+    opts |= {"overwrite": cfg.overwrite, "progress": cfg.progress, "trec": cfg.trec != "none"}
+    return run_bm25_spec(model, benchmark_dir, out, **opts)
+
+
 def run_benchmark(
     model: str | Path | SentenceTransformer,
     benchmark_dir: str | Path,
@@ -274,6 +289,8 @@ def run_benchmark(
     from xeval.precision import set_threads
 
     cfg = dataclasses.replace(config or RunConfig(), **options)
+    if isinstance(model, str) and _is_lexical(model):  # BM25: the same run folder, other scorer
+        return _run_lexical(model, benchmark_dir, out, cfg)
     out = Path(out)
     _check(cfg, out)
     bench = load_benchmark(benchmark_dir)
@@ -284,7 +301,6 @@ def run_benchmark(
     with quiet_libraries(not cfg.progress):
         threads = set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        # model dispatch: dense sentence-transformers models (other systems plug in here)
         st, info = _load(model, info, cfg.device)
         enc = _encode_all(st, bench, settings, info["fingerprint"], threads, cfg)
         label = cfg.label or str(info.get("label") or info.get("name"))

@@ -327,6 +327,7 @@ def _run_json(
     fingerprint = sha256_text("bm25", repr(sorted(params.items())), repr(libs), repr(analyzers),
                               repr(sorted(tok_sha.values())))  # fmt: skip
     return provenance(
+        label=cfg.system,
         model={"name": "bm25", "label": cfg.system, "path": None, "fingerprint": fingerprint},
         benchmark={
             "name": bench.name,
