@@ -2,6 +2,12 @@
 xeval's metric engine, and print the largest difference to ``RUN_DIR/eval`` per metric and kind.
 
     python benchmarks/check_full_pool.py RUN_DIR BENCH_DIR [--tol 3e-3]
+    python benchmarks/check_full_pool.py RUN_DIR BENCH_DIR --recompute MODEL_DIR
+
+With ``--recompute``, the exact ranks themselves are recomputed without any xeval code:
+plain sentence-transformers ``encode`` in fp32 with the model's ``query``/``passage``
+prompts, every query against the setting's whole corpus with NumPy, the tie rule (score
+descending, then doc_id descending) applied by counting. Compare with an fp32 run.
 
 For every setting with ``RUN_DIR/ranks/<setting>.parquet`` (the exact rank of every relevant
 item over the setting's whole corpus), each query's values come from its sorted relevant
@@ -72,11 +78,58 @@ def setting_values(
     return {m: sums[m] / n for m in METRICS} if n else {}
 
 
+def recompute_ranks(bench: Path, model_dir: str, settings: list[str], rel) -> dict:
+    """setting -> query -> relevant doc -> exact rank, from a fresh fp32 encoding."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(model_dir, device="cpu")
+    corpus = pq.read_table(bench / "corpus.parquet", columns=["doc_id", "lang", "text"])
+    queries = pq.read_table(bench / "queries.parquet", columns=["query_id", "lang", "text"])
+    c, q = corpus.to_pydict(), queries.to_pydict()
+    enc = dict(batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    dvec = st.encode(c["text"], prompt=st.prompts["passage"], show_progress_bar=True, **enc)
+    qvec = st.encode(q["text"], prompt=st.prompts["query"], show_progress_bar=True, **enc)
+    dids, dl = np.array(c["doc_id"]), np.array(c["lang"])
+    qrow = {qid: i for i, qid in enumerate(q["query_id"])}
+    qlang = dict(zip(q["query_id"], q["lang"], strict=True))
+    out: dict = {}
+    for s in settings:
+        kind, *langs = s.split("-")
+        pool = np.ones(len(dids), bool) if kind == "multi" else dl == langs[-1]
+        pd, pv = dids[pool], dvec[pool]
+        pos = {d: i for i, d in enumerate(pd)}
+        qs = [x for x in qrow if qlang[x] == langs[0] and any(d in pos for d in rel[x])]
+        scores = qvec[[qrow[x] for x in qs]] @ pv.T
+        out[s] = {}
+        for i, x in enumerate(qs):
+            row = scores[i]
+            out[s][x] = {}
+            for d in (d for d in rel[x] if d in pos):
+                sd = row[pos[d]]
+                ties = int(((row == sd) & (pd > d)).sum())
+                out[s][x][d] = 1 + int((row > sd).sum()) + ties
+    return out
+
+
+def values_from(ranks: dict, langs: set[str] | None, rel, doc_lang) -> dict[str, float]:
+    """Mean of each metric over the queries of one setting's recomputed ranks."""
+    sums, n = dict.fromkeys(METRICS, 0.0), 0
+    for q, by_doc in ranks.items():
+        wanted = {d for d in rel[q] if langs is None or doc_lang[d] in langs}
+        vals = per_query([by_doc[d] for d in wanted], len(wanted))
+        for m in METRICS:
+            sums[m] += vals[m]
+        n += 1
+    return {m: sums[m] / n for m in METRICS} if n else {}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rundir", type=Path)
     ap.add_argument("bench", type=Path)
     ap.add_argument("--tol", type=float, default=3e-3)
+    ap.add_argument("--recompute", metavar="MODEL_DIR", help="recompute the ranks (see above)")
     args = ap.parse_args()
     rel, doc_lang = relevant_items(args.bench)
     recorded: dict[str, dict[str, float | None]] = defaultdict(dict)
@@ -85,15 +138,19 @@ def main() -> int:
         recorded[r["setting"]][r["metric"]] = r["value"]
         where[r["setting"]] = (r["kind"], r["doc_lang"])
     settings = json.loads((args.rundir / "run.json").read_text())["settings"]
+    fresh = recompute_ranks(args.bench, args.recompute, settings, rel) if args.recompute else None
     worst: dict[tuple[str, str], tuple[float, str]] = {}
     skipped = []
     for s in settings:
-        if not (args.rundir / "ranks" / f"{s}.parquet").is_file():
+        if fresh is None and not (args.rundir / "ranks" / f"{s}.parquet").is_file():
             skipped.append(s)
             continue
         kind, dlang = where[s]
         langs = None if kind == "multi" else set(dlang.split("+"))
-        mine = setting_values(args.rundir, s, langs, rel, doc_lang)
+        if fresh is not None:
+            mine = values_from(fresh[s], langs, rel, doc_lang)
+        else:
+            mine = setting_values(args.rundir, s, langs, rel, doc_lang)
         for m, v in mine.items():
             got = recorded[s].get(m)
             diff = float("inf") if got is None else abs(got - v)

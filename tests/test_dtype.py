@@ -107,3 +107,23 @@ def test_cuda_without_cuda_is_a_clear_error(tiny_model, tiny_benchmark_dir, tmp_
     with pytest.raises(XevalError, match="unknown device"):
         run_benchmark(str(tiny_model), tiny_benchmark_dir, tmp_path / "o", device="gpu0",
                       progress=False)  # fmt: skip
+
+
+def test_auto_stays_fp32_where_a_recorded_bf16_check_failed(tiny_model, tmp_path, monkeypatch):
+    """XQuAD-R's recorded check failed (bf16 moved 7 of 132 MRR@10 by > 0.002): auto = fp32."""
+    from tests.conftest import make_tiny_benchmark
+    from xeval.retrieval import run as run_mod
+
+    assert run_mod.bf16_caution("xquad-r") and run_mod.bf16_caution("tiny") is None
+    monkeypatch.setattr("xeval.precision.native_bf16", lambda dev: (True, "test: native"))
+    bench = make_tiny_benchmark()
+    bench.name = "xquad-r"
+    bdir = bench.save(tmp_path / "bench-x")
+    cfg = RunConfig(k=3, cache_dir=tmp_path / "cache", progress=False, kinds=("mono",))
+    assert run_benchmark(str(tiny_model), bdir, tmp_path / "x", cfg).precision == "fp32"
+    assert "bf16 moved" in _meta(tmp_path / "x")["encoding"]["precision"]["reason"]
+    assert (
+        run_benchmark(str(tiny_model), bdir, tmp_path / "y", cfg, dtype="bf16").precision == "bf16"
+    )
+    tdir = make_tiny_benchmark().save(tmp_path / "bench-t")
+    assert run_benchmark(str(tiny_model), tdir, tmp_path / "t", cfg).precision == "bf16"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -206,6 +207,23 @@ class _Encoded:
     max_length: int | None
 
 
+def bf16_caution(benchmark: str) -> str | None:
+    """Why ``--dtype auto`` must stay fp32 on ``benchmark`` (None: no failed bf16 check).
+
+    Reads the recorded bf16-vs-fp32 checks (``bf16_checks.json``): where bf16 moved some
+    per-setting MRR@10 by more than the tolerance, ``auto`` does not pick bf16.
+    """
+    checks = json.loads((Path(__file__).with_name("bf16_checks.json")).read_text("utf-8"))
+    rec = checks["benchmarks"].get(benchmark)
+    if rec is None or rec["ok"]:
+        return None
+    return (
+        f"bf16 moved {rec['settings_beyond_tolerance']} of {rec['settings']} per-setting "
+        f"{rec['metric'].split()[0]} by more than {checks['tolerance']} on {benchmark} "
+        f"(max {rec['max_abs_diff']}); pass --dtype bf16 to use it anyway"
+    )
+
+
 def _encode_all(
     st: SentenceTransformer,
     bench: Benchmark,
@@ -217,7 +235,7 @@ def _encode_all(
     """Encode every query and document the settings need, once, through the cache."""
     from xeval.precision import resolve_dtype
 
-    precision = resolve_dtype(cfg.dtype, str(st.device))
+    precision = resolve_dtype(cfg.dtype, str(st.device), avoid_bf16=bf16_caution(bench.name))
     prompts = _prompts(st, cfg)
     qids = sorted({q for s in settings for q in s.query_ids})
     doc_langs = sorted({lang for s in settings for lang in s.doc_langs})

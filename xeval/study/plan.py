@@ -5,7 +5,8 @@ Sections (see ``benchmarks/study/*.toml`` for commented examples)::
     [study]       name, base_model, description, compare_with (plans whose fine-tunes
                   the report sets beside this plan's, on the benchmarks both evaluate)
     [training]    steps, steps_from, batch_size, max_length, lr, warmup, scale,
-                  freeze_embeddings, precision, seeds, save_steps, logging_steps
+                  freeze_embeddings, precision, eval_precision, seeds, save_steps,
+                  logging_steps
     [[sources]]   name, pairs (a pair source of ``xeval pairs``), domain, options,
                   source (path), max_units, dev_units, benchmarks (names it is evaluated on),
                   steps / steps_from (override [training] for this source)
@@ -51,7 +52,8 @@ class Training:
     warmup: float = 0.1
     scale: float = 20.0
     freeze_embeddings: bool = True
-    precision: str = "fp32"
+    precision: str = "fp32"  # fine-tuning
+    eval_precision: str = ""  # encoding for evaluation; "" = the same as precision
     seeds: tuple[int, ...] = (0,)
     save_steps: int = 50
     logging_steps: int = 10
@@ -168,8 +170,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 def _check(plan: Plan) -> None:
     t = plan.training
-    if t.precision not in PRECISIONS:
-        raise XevalError(f"training.precision must be one of {PRECISIONS}")
+    if t.precision not in PRECISIONS or t.eval_precision not in ("", *PRECISIONS):
+        raise XevalError(f"training.precision and eval_precision must be one of {PRECISIONS}")
     if t.steps < 0 or t.batch_size < 2 or t.max_length < 8 or not t.seeds:
         raise XevalError("training: steps >= 0, batch_size >= 2, max_length >= 8, seeds given")
     names = [s.name for s in plan.sources] + [b.name for b in plan.benchmarks]

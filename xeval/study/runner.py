@@ -102,6 +102,7 @@ class Runner:
             "seed": s.seed if s else None,
             "benchmark": cell.benchmark,
             "precision": self.plan.training.precision,
+            "eval_precision": _eval_precision(self.plan),
             **extra,
         }
 
@@ -113,7 +114,7 @@ class Runner:
         bench = self.bench(cell.benchmark)
         rundir = self.work / "runs" / cell.benchmark / s.name
         emb = self.work / "embeddings"
-        scores = stages.evaluate(model, bench, rundir, emb, self.plan.training.precision)
+        scores = stages.evaluate(model, bench, rundir, emb, _eval_precision(self.plan))
         meta = self._meta(
             cell,
             model={"name": str(model), "fingerprint": stages.model_fingerprint(model)},
@@ -170,6 +171,10 @@ def _spec(obj: Any) -> dict[str, Any]:
     import dataclasses
 
     return dataclasses.asdict(obj)
+
+
+def _eval_precision(plan: Plan) -> str:
+    return plan.training.eval_precision or plan.training.precision
 
 
 def run_study(plan: Plan, opts: RunOptions) -> RunResult:

@@ -203,10 +203,7 @@ def evaluate(
     params = {f.name for f in dataclasses.fields(RunConfig)}  # run_benchmark options
     if "device" in params and _no_accelerator():
         kw["device"] = "cpu"
-    if precision != "fp32":
-        if "dtype" not in params:
-            raise XevalError(f"precision {precision!r}: this build's run stage has no dtype")
-        kw["dtype"] = precision
+    kw["dtype"] = precision  # explicit: the run stage's own default is "auto"
     run_benchmark(str(model), bench_dir, rundir, **kw)
     res = evaluate_run(rundir, metrics=list(METRICS), write=False)
     return per_unit(res.per_query, bench_dir)
