@@ -497,3 +497,26 @@ def _remove_any(p: Path) -> None:
         shutil.rmtree(p)
     elif p.exists() or p.is_symlink():
         p.unlink()
+
+
+def test_benchmark_written_before_code_normalisation_still_loads(tmp_path: Path) -> None:
+    """Tables stored with ``pt-BR`` (older xeval) match their manifest as stored: accepted."""
+    import json
+
+    from tests.conftest import make_tiny_benchmark
+    from xeval.benchmark.schema import _raw_fingerprint
+
+    path = make_tiny_benchmark(langs=("en", "de")).save(tmp_path / "b")
+    raw = {n: pl.read_parquet(path / f"{n}.parquet") for n in ("corpus", "queries", "qrels")}
+    for n in ("corpus", "queries"):
+        raw[n] = raw[n].with_columns(pl.col("lang").replace({"de": "de-CH"}))
+        raw[n].write_parquet(path / f"{n}.parquet")
+    manifest = json.loads((path / "benchmark.json").read_text())
+    manifest["fingerprint"] = _raw_fingerprint(raw)
+    manifest.pop("table_digests", None)
+    manifest["languages"] = ["de-CH", "en"]
+    (path / "benchmark.json").write_text(json.dumps(manifest))
+    assert load_benchmark(path).languages == ["de_CH", "en"]
+    raw["corpus"].with_columns(pl.col("text") + "!").write_parquet(path / "corpus.parquet")
+    with pytest.raises(XevalError, match="tables changed"):
+        load_benchmark(path)
