@@ -31,7 +31,7 @@ import click
     type=click.IntRange(min=1),
     default=None,
     help="Quick look: N question units (x every language) against the full corpus. "
-    "Default: all 1,190 (about 10-15 minutes on 2 CPU cores, mostly encoding).",
+    "Default: all 1,190 (about 5 minutes on 2 idle CPU cores, mostly encoding).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 def demo_cmd(
