@@ -156,7 +156,8 @@ RANKS = TableSpec(
     "ranks",
     {"query_id": _S, "doc_id": _S, "rank": _I32},
     key=("query_id", "doc_id"),
-    doc="exact pooled rank of every relevant item: RUNDIR/ranks/<multi-setting>.parquet",
+    doc="exact rank of every relevant item over the setting's whole pool: "
+    "RUNDIR/ranks/<setting>.parquet, one per setting (mono, cross and multi)",
 )
 _WHERE = {"setting": _S, "kind": _S, "query_lang": _S, "doc_lang": _S}
 PER_QUERY = TableSpec(

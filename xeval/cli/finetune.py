@@ -1,4 +1,5 @@
-"""``xeval finetune``: hybrid-batch fine-tuning (options parsed here, work in xeval.training)."""
+"""``xeval finetune``: options -> :class:`~xeval.training.config.FinetuneConfig` ->
+:func:`xeval.training.finetune.finetune`, whose ``summary()`` is printed."""
 
 from __future__ import annotations
 

@@ -5,11 +5,6 @@ from __future__ import annotations
 import click
 
 
-def _size(path) -> str:
-    total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return f"{total / 1e6:,.0f} MB" if total >= 1e6 else f"{total / 1e3:,.0f} kB"
-
-
 @click.group("models")
 def models_cmd() -> None:
     """Install, list and locate models for offline use.
@@ -37,24 +32,9 @@ def models_cmd() -> None:
 )
 def list_cmd(verify: bool) -> None:
     """List known and installed models, with where they are."""
-    from xeval.models.store import KNOWN, check_models, models_dir
+    from xeval.models.store import list_models
 
-    root = models_dir()
-    click.echo(f"models folder: {root}" + ("" if root.is_dir() else " (not created yet)"))
-    checks = {c.name: c for c in check_models(verify=verify)}
-    for name in sorted(set(KNOWN) | set(checks)):
-        if name in checks:
-            c = checks[name]
-            state = f"installed  {_size(c.path)}  fingerprint {c.card_fingerprint[:12]}"
-            if c.verified is not None:
-                ok = "  verified"
-                state += ok if c.verified else "  FINGERPRINT MISMATCH (reinstall with --force)"
-            click.echo(f"{name:24s} {state}")
-            click.echo(f"{'':24s} {c.label}; origin: {c.origin}")
-            click.echo(f"{'':24s} {c.path}")
-        else:
-            click.echo(f"{name:24s} not installed  (xeval models install {name})")
-            click.echo(f"{'':24s} {KNOWN[name].description}")
+    click.echo(list_models(verify=verify).summary())
 
 
 @models_cmd.command("install")
@@ -90,29 +70,13 @@ def install_cmd(name: str, origin: str, force: bool, hub_timeout: float) -> None
         hub_timeout=hub_timeout,
         log=lambda m: click.echo(m, err=True),
     )
-    if res.already:
-        click.echo(f"{name} is already installed (use --force to reinstall)")
-    else:
-        click.echo(f"installed {name} in {res.seconds:.1f}s")
-    click.echo(f"origin: {res.origin}")
-    click.echo(f"label: {res.card.get('label', name)}")
-    click.echo(f"fingerprint: {res.card.get('fingerprint')}")
-    click.echo(f"path: {res.path}")
+    click.echo(res.summary())
 
 
 @models_cmd.command("path")
 @click.argument("name")
 def path_cmd(name: str) -> None:
     """Print the folder of installed model NAME (for scripts: `$(xeval models path NAME)`)."""
-    from xeval.errors import XevalError
-    from xeval.models.store import KNOWN, installed_path, models_dir
+    from xeval.models.store import require_installed
 
-    p = installed_path(name)
-    if p is None:
-        hint = (
-            f"run `xeval models install {name}`"
-            if name in KNOWN
-            else f"known models: {', '.join(KNOWN)}"
-        )
-        raise XevalError(f"model '{name}' is not installed in {models_dir()}; {hint}")
-    click.echo(str(p))
+    click.echo(str(require_installed(name)))

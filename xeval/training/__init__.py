@@ -1,13 +1,15 @@
 """Fine-tuning with X-X / X-Y / hybrid batches (Elmahdy et al., arXiv 2408.10536).
 
-- :mod:`xeval.training.pairs`    the pairs table, LaReQA and parallel-JSONL pairs, dispatch
-  to the domain pair builders;
+- :mod:`xeval.training.pairs`    the pairs table and the pair-source registry
+  (:func:`~xeval.training.pairs.register_pairs`; the sources live beside the benchmark
+  builders of the same data), :func:`~xeval.training.pairs.make_pairs` for ``xeval pairs``;
 - :mod:`xeval.training.sampler`  the seeded, multi-process-safe batch sampler;
 - :mod:`xeval.training.overlap`  the training/evaluation overlap guard;
 - :mod:`xeval.training.finetune` ``xeval finetune`` over sentence-transformers' trainer
   (options in :mod:`~xeval.training.config`, resumable checkpoints in
-  :mod:`~xeval.training.checkpoints`, the dev curve in :mod:`~xeval.training.dev_eval`,
-  the training card in :mod:`~xeval.training.card`); precision: :mod:`xeval.precision`.
+  :mod:`~xeval.training.checkpoints`, trainer callbacks in :mod:`~xeval.training.callbacks`,
+  the dev curve in :mod:`~xeval.training.dev_eval`, the training card in
+  :mod:`~xeval.training.card`); precision: :mod:`xeval.precision`.
 
 Submodules are imported on use: ``import xeval.training`` loads neither torch nor
 sentence-transformers.

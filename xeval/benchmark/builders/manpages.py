@@ -330,28 +330,15 @@ def _row(kind: str, lang: str, unit: str, text: str, title: str | None = None) -
     return row
 
 
-def _card(
-    bench: Benchmark, stats: Counter, langs: tuple[str, ...], max_chars: int, size: int | None
-) -> str:
-    rows = "\n".join(
-        f"| {lang} | {c['queries']} | {c['documents']} | {c['qrels']} |"
-        for lang, c in bench.counts().items()
-    )
+def _how_built(stats: Counter, langs: tuple[str, ...], max_chars: int) -> str:
+    """The card's "How it was built" section, with the still-English paragraph counts."""
     eng = []
     for lang in langs:
         n = stats.get(f"{lang}:description-paragraphs", 0)
         d = stats.get(f"{lang}:paragraph-still-english", 0)
         if n:
             eng.append(f"{lang} {d}/{n} ({100 * d / n:.1f} %)")
-    drops = "\n".join(f"- `{k}`: {v}" for k, v in sorted(stats.items())) or "- none"
-    sample = f"\nSub-sample: {size} pages (seeded by unit id hash).\n" if size else ""
-    return f"""# manpages
-
-Linux man pages (Debian 12 packages) in English and {", ".join(langs)}: the one-line NAME
-summary, with the page's names masked, as the query; the start of DESCRIPTION as the
-passage. Built by `xeval build-benchmark manpages`.
-{sample}
-## How it was built
+    return f"""## How it was built
 
 - **Units**: pages (`name.section`) with an English original in `manpages`/`manpages-dev`;
   `.so` alias pages and symlinked pages are skipped.
@@ -371,7 +358,25 @@ passage. Built by `xeval build-benchmark manpages`.
   the group relevant ({stats.get("en:shared-summaries", 0)} summaries shared by
   {stats.get("en:pages-sharing-a-summary", 0)} pages).
 
-## Counts
+"""
+
+
+def _card(
+    bench: Benchmark, stats: Counter, langs: tuple[str, ...], max_chars: int, size: int | None
+) -> str:
+    rows = "\n".join(
+        f"| {lang} | {c['queries']} | {c['documents']} | {c['qrels']} |"
+        for lang, c in bench.counts().items()
+    )
+    drops = "\n".join(f"- `{k}`: {v}" for k, v in sorted(stats.items())) or "- none"
+    sample = f"\nSub-sample: {size} pages (seeded by unit id hash).\n" if size else ""
+    return f"""# manpages
+
+Linux man pages (Debian 12 packages) in English and {", ".join(langs)}: the one-line NAME
+summary, with the page's names masked, as the query; the start of DESCRIPTION as the
+passage. Built by `xeval build-benchmark manpages`.
+{sample}
+{_how_built(stats, langs, max_chars)}## Counts
 
 | lang | queries | documents | qrels |
 |---|---|---|---|

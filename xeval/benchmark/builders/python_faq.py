@@ -345,27 +345,9 @@ def _assemble(out: _Built, langs: tuple[str, ...], max_chars: int, size: int | N
     return bench
 
 
-def _card(
-    bench: Benchmark,
-    dropped: Counter,
-    langs: tuple[str, ...],
-    max_chars: int,
-    size: int | None,
-    dup_groups: int,
-) -> str:
-    counts = bench.counts()
-    rows = "\n".join(
-        f"| {lang} | {c['queries']} | {c['documents']} | {c['qrels']} |"
-        for lang, c in counts.items()
-    )
-    drops = "\n".join(f"- `{k}`: {v}" for k, v in sorted(dropped.items())) or "- none"
-    sample = f"\nSub-sample: {size} English units (seeded by unit id hash).\n" if size else ""
-    return f"""# python-faq
-
-Real user questions of the Python FAQ (``faq/*.po`` of the python-docs translations) against
-their answers, in English and {", ".join(langs)}. Built by `xeval build-benchmark python-faq`.
-{sample}
-## How it was built
+def _how_built(max_chars: int, dup_groups: int) -> str:
+    """The card's "How it was built" section."""
+    return f"""## How it was built
 
 - **Queries**: the FAQ questions. In the .po files a question is an entry whose English
   `msgid` is one line of at most {MAX_QUESTION_CHARS} characters that ends with `?` (or starts with
@@ -386,7 +368,30 @@ their answers, in English and {", ".join(langs)}. Built by `xeval build-benchmar
 - **Quality filters**: drop translations identical to the English text, in the wrong
   script, or still English (function-word test); passages are length-bounded.
 
-## Counts
+"""
+
+
+def _card(
+    bench: Benchmark,
+    dropped: Counter,
+    langs: tuple[str, ...],
+    max_chars: int,
+    size: int | None,
+    dup_groups: int,
+) -> str:
+    counts = bench.counts()
+    rows = "\n".join(
+        f"| {lang} | {c['queries']} | {c['documents']} | {c['qrels']} |"
+        for lang, c in counts.items()
+    )
+    drops = "\n".join(f"- `{k}`: {v}" for k, v in sorted(dropped.items())) or "- none"
+    sample = f"\nSub-sample: {size} English units (seeded by unit id hash).\n" if size else ""
+    return f"""# python-faq
+
+Real user questions of the Python FAQ (``faq/*.po`` of the python-docs translations) against
+their answers, in English and {", ".join(langs)}. Built by `xeval build-benchmark python-faq`.
+{sample}
+{_how_built(max_chars, dup_groups)}## Counts
 
 | lang | queries | documents | qrels |
 |---|---|---|---|
