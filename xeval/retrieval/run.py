@@ -35,6 +35,7 @@ from xeval.errors import XevalError
 from xeval.metrics.trec import write_trec_run
 from xeval.provenance import atomic_dir, provenance, write_json
 from xeval.retrieval.cache import EmbeddingCache, default_cache_root
+from xeval.retrieval.distributed import Dist
 from xeval.retrieval.encode import (
     EncodeOptions,
     default_prompts,
@@ -219,10 +220,7 @@ def _encode_all(
 
     precision = resolve_dtype(cfg.dtype, str(st.device))
     prompts = _prompts(st, cfg)
-    qids = sorted({q for s in settings for q in s.query_ids})
-    doc_langs = sorted({lang for s in settings for lang in s.doc_langs})
-    corpus = bench.corpus.filter(pl.col("lang").is_in(doc_langs))
-    queries = bench.queries.filter(pl.col("query_id").is_in(qids)).sort("query_id")
+    queries, corpus = _select(bench, settings)
     root = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_root()
     opts = EncodeOptions(batch_size=cfg.batch_size, precision=precision, progress=cfg.progress)
     t0 = time.perf_counter()
@@ -240,6 +238,15 @@ def _encode_all(
         qvec, dvec, queries, corpus, stats, cosine, time.perf_counter() - t0, prompts,
         precision, threads, str(st.device), max_length(st),
     )  # fmt: skip
+
+
+def _select(bench: Benchmark, settings: list[Setting]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The queries (sorted by id) and the corpus rows (in benchmark order) the settings use."""
+    qids = sorted({q for s in settings for q in s.query_ids})
+    doc_langs = sorted({lang for s in settings for lang in s.doc_langs})
+    corpus = bench.corpus.filter(pl.col("lang").is_in(doc_langs))
+    queries = bench.queries.filter(pl.col("query_id").is_in(qids)).sort("query_id")
+    return queries, corpus
 
 
 def _prompts(st: SentenceTransformer, cfg: RunConfig) -> dict[str, str]:
@@ -281,6 +288,11 @@ def run_benchmark(
     settings = enumerate_settings(bench, cfg.kinds, langs)
     if not settings:
         raise XevalError("no setting has queries with relevant documents", file=benchmark_dir)
+    dist = Dist.from_env()
+    if dist.active:  # torchrun: this process is one rank of a sharded run
+        from xeval.retrieval.sharded import run_sharded
+
+        return run_sharded(model, bench, settings, out, cfg, info, dist)
     with quiet_libraries(not cfg.progress):
         threads = set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
