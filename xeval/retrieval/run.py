@@ -45,6 +45,7 @@ from xeval.retrieval.encode import (
     normalize,
     uses_cosine,
 )
+from xeval.retrieval.index_store import stored_index
 from xeval.retrieval.search import (
     BACKENDS,
     HNSW_THRESHOLD,
@@ -171,6 +172,13 @@ def _load(
     if device is not None:
         model.to(device)
     return model, info
+
+
+def index_root(cfg: RunConfig) -> Path | None:
+    """Where HNSW indexes are stored and reused: the embedding cache folder (None: no cache)."""
+    if not cfg.use_cache:
+        return None
+    return Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_root()
 
 
 def _trec_tag(label: str) -> str:
@@ -429,7 +437,7 @@ def _search_setting(s: Setting, ctx: _SearchContext) -> tuple[str, _SettingTable
     )  # fmt: skip
     if used == "hnsw" and cfg.k < len(dsel):
         if s.doc_langs not in ctx.hnsw:
-            ctx.hnsw[s.doc_langs] = HnswIndex(sub_d, **cfg.hnsw_params)
+            ctx.hnsw[s.doc_langs] = stored_index(sub_d, index_root(cfg), cfg.hnsw_params)
         top = ctx.hnsw[s.doc_langs].search(sub_q, cfg.k, sub_tie)
         ranks = pair_ranks(sub_q, sub_d, sub_tie, pq, pd, memory_mb=cfg.memory_mb)
     else:

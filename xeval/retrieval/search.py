@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -183,7 +184,9 @@ class HnswIndex:
         expansion_search: int = 256,
         dtype: str = "f32",
         threads: int = 0,
+        index: Any = None,
     ) -> None:
+        """Build the graph over ``docs``, or take ``index``: one built over them before."""
         from usearch.index import Index
 
         self.docs = np.ascontiguousarray(docs, dtype=np.float32)
@@ -196,6 +199,11 @@ class HnswIndex:
             "metric": "ip",
         }
         self.threads = threads
+        if index is not None:
+            if len(index) != self.docs.shape[0] or index.ndim != self.docs.shape[1]:
+                raise XevalError(f"a stored index of {len(index)} vectors for {len(docs)} docs")
+            self.index = index
+            return
         self.index = Index(
             ndim=self.docs.shape[1],
             metric="ip",

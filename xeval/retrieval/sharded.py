@@ -30,6 +30,7 @@ from xeval.provenance import atomic_dir, write_json
 from xeval.retrieval import distributed as dd
 from xeval.retrieval.cache import EmbeddingCache, default_cache_root
 from xeval.retrieval.encode import EncodeOptions, encode_texts, max_length, normalize, uses_cosine
+from xeval.retrieval.index_store import stored_index
 from xeval.retrieval.run import (
     RunConfig,
     RunResult,
@@ -42,6 +43,7 @@ from xeval.retrieval.run import (
     _SettingTables,
     _trec_tag,
     _write_setting,
+    index_root,
     quiet_libraries,
 )
 from xeval.retrieval.search import HnswIndex, TopK, _batch_rows, choose_backend, tie_ranks
@@ -162,7 +164,7 @@ def _search(s: Setting, sh: _Shard, cfg: RunConfig) -> tuple[str, dd.ShardPart]:
         part = dd.search_shard(sub_q, sub_d, rows, sub_tie, 0, pairs, block)
         if len(rows):
             if s.doc_langs not in sh.hnsw:
-                sh.hnsw[s.doc_langs] = HnswIndex(sub_d, **cfg.hnsw_params)
+                sh.hnsw[s.doc_langs] = stored_index(sub_d, index_root(cfg), cfg.hnsw_params)
             top = sh.hnsw[s.doc_langs].search(sub_q, cfg.k, sub_tie)
             part.indices, part.scores = rows[top.indices], top.scores
         return used, part
