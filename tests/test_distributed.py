@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,28 +80,52 @@ def _tables(run: Path) -> dict[str, pl.DataFrame]:
     return {str(f.relative_to(run)): pl.read_parquet(f) for f in files}
 
 
+def _torchrun(tiny_model: Path, bench: Path, out: Path, cache: Path, backend: str):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "XEVAL_DEBUG": "1"}
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "xeval", "run", "-m", str(tiny_model), "-b", str(bench), "-o", str(out),
+           "--k", "5", "--backend", backend, "--cache-dir", str(cache), "--threads", "1", "-q"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
 def test_torchrun_two_processes_equal_one_process(
     tiny_model: Path, tiny_benchmark_dir: Path, tmp_path: Path
 ) -> None:
     one = tmp_path / "one"
     run_benchmark(str(tiny_model), tiny_benchmark_dir, one, k=5, backend="exact",
                   cache_dir=tmp_path / "cache1", progress=False, threads=1)  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "XEVAL_DEBUG": "1"}
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
-    two = tmp_path / "two"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "xeval", "run", "-m", str(tiny_model), "-b", str(tiny_benchmark_dir),
-           "-o", str(two), "--k", "5", "--backend", "exact", "--cache-dir",
-           str(tmp_path / "cache2"), "--threads", "1", "-q"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    a, b = _tables(one), _tables(two)
+    _torchrun(tiny_model, tiny_benchmark_dir, tmp_path / "two", tmp_path / "cache2", "exact")
+    a, b = _tables(one), _tables(tmp_path / "two")
     assert a.keys() == b.keys() and len(a) > 10
     for name in a:
         assert a[name].equals(b[name]), name
-    # both ranks wrote passages into the shared cache: a rerun encodes nothing
+    meta = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert meta["distributed"]["world_size"] == 2
+    assert meta["encoding"]["passages"]["encoded"] == 18  # each text once, by one rank
+    # both ranks wrote into the shared cache: a one-process rerun encodes nothing
     again = run_benchmark(str(tiny_model), tiny_benchmark_dir, tmp_path / "again", k=5,
                           backend="exact", cache_dir=tmp_path / "cache2", progress=False)  # fmt: skip
     assert again.passages["encoded"] == 0 and again.queries["encoded"] == 0
-    assert "rank 0 of 2" not in proc.stdout
+
+
+def test_torchrun_hnsw_shards_keep_exact_ranks(
+    tiny_model: Path, tiny_benchmark_dir: Path, tmp_path: Path
+) -> None:
+    one = tmp_path / "one"
+    run_benchmark(str(tiny_model), tiny_benchmark_dir, one, k=5, backend="exact",
+                  cache_dir=tmp_path / "cache", progress=False, threads=1)  # fmt: skip
+    _torchrun(tiny_model, tiny_benchmark_dir, tmp_path / "two", tmp_path / "cache", "hnsw")
+    a, b = _tables(one), _tables(tmp_path / "two")
+    assert a.keys() == b.keys()
+    for name in a:
+        if name.startswith("ranks/") or "multi" in name:  # exact in both runs
+            assert a[name].equals(b[name]), name
+        else:
+            assert a[name].select("query_id", "rank").equals(b[name].select("query_id", "rank"))
+    meta = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert set(meta["backends"].values()) == {"hnsw", "exact"}
+    assert list((tmp_path / "cache" / "indexes").glob("*.usearch"))  # stored per shard

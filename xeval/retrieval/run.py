@@ -367,6 +367,17 @@ def _run_meta(
     )
 
 
+class LangCodes:
+    """Document languages as small integer codes: a setting's rows without string compares."""
+
+    def __init__(self, langs: pl.Series) -> None:
+        self.codes = langs.rank("dense").to_numpy().astype(np.int32)
+        self.of = {x: i + 1 for i, x in enumerate(langs.unique().sort().to_list())}
+
+    def isin(self, langs: tuple[str, ...]) -> np.ndarray:
+        return np.isin(self.codes, [self.of[x] for x in langs if x in self.of])
+
+
 @dataclass
 class _SearchContext:
     """What every setting's search shares: vectors, ids, tie ranks, options, HNSW indexes."""
@@ -376,7 +387,7 @@ class _SearchContext:
     q_row: dict[str, int]
     dids: pl.Series
     tie: np.ndarray
-    dlang: np.ndarray
+    dlang: LangCodes
     cfg: RunConfig
     tag: str
     hnsw: dict[tuple[str, ...], HnswIndex] = field(default_factory=dict)
@@ -386,8 +397,7 @@ class _SearchContext:
         q_row = {q: i for i, q in enumerate(enc.queries["query_id"].to_list())}
         dids = enc.corpus["doc_id"]
         tie = tie_ranks(dids.to_numpy().astype(object))
-        dlang = enc.corpus["lang"].to_numpy()
-        return cls(enc.qvec, enc.dvec, q_row, dids, tie, dlang, cfg, tag)
+        return cls(enc.qvec, enc.dvec, q_row, dids, tie, LangCodes(enc.corpus["lang"]), cfg, tag)
 
 
 @dataclass
@@ -424,7 +434,7 @@ def _search_setting(s: Setting, ctx: _SearchContext) -> tuple[str, _SettingTable
     cfg = ctx.cfg
     qids = s.query_ids
     qsel = np.fromiter((ctx.q_row[q] for q in qids), dtype=np.int64, count=len(qids))
-    dsel = np.flatnonzero(np.isin(ctx.dlang, list(s.doc_langs)))
+    dsel = np.flatnonzero(ctx.dlang.isin(s.doc_langs))
     sub_q, sub_d, sub_tie = ctx.qvec[qsel], ctx.dvec[dsel], ctx.tie[dsel]
     sub_ids = ctx.dids.gather(dsel)
     local = dict(zip(sub_ids.to_list(), range(len(dsel)), strict=True))

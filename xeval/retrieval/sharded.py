@@ -32,6 +32,7 @@ from xeval.retrieval.cache import EmbeddingCache, default_cache_root
 from xeval.retrieval.encode import EncodeOptions, encode_texts, max_length, normalize, uses_cosine
 from xeval.retrieval.index_store import stored_index
 from xeval.retrieval.run import (
+    LangCodes,
     RunConfig,
     RunResult,
     _Encoded,
@@ -71,7 +72,7 @@ class _Shard:
     rel_row: dict[str, int]  # relevant doc id -> row of ``relvec``
     relvec: np.ndarray
     tie: np.ndarray  # tie ranks over the whole corpus
-    dlang: np.ndarray
+    dlang: LangCodes
     q_row: dict[str, int]
     hnsw: dict[tuple[str, ...], HnswIndex]
 
@@ -127,7 +128,7 @@ def _encode(
     q_row = {q: i for i, q in enumerate(queries["query_id"].to_list())}
     tie = tie_ranks(corpus["doc_id"].to_numpy().astype(object))
     rel_row = dict(zip(rel["doc_id"].to_list(), range(rel.height), strict=True))
-    return _Shard(enc, part, rel_row, relvec, tie, corpus["lang"].to_numpy(), q_row, {})
+    return _Shard(enc, part, rel_row, relvec, tie, LangCodes(corpus["lang"]), q_row, {})
 
 
 def _sum_stats(per_rank: list[dict[str, dict[str, int]]] | None) -> dict[str, dict[str, int]]:
@@ -143,7 +144,7 @@ def _search(s: Setting, sh: _Shard, cfg: RunConfig) -> tuple[str, dd.ShardPart]:
     """This rank's part of one setting: top-k over its slice and the pairs' rank counts."""
     qids = s.query_ids
     qsel = np.fromiter((sh.q_row[q] for q in qids), dtype=np.int64, count=len(qids))
-    in_setting = np.isin(sh.dlang, list(s.doc_langs))
+    in_setting = sh.dlang.isin(s.doc_langs)
     n_total = int(in_setting.sum())
     rows = sh.part.start + np.flatnonzero(in_setting[sh.part])
     sub_q, sub_d, sub_tie = sh.enc.qvec[qsel], sh.enc.dvec[rows - sh.part.start], sh.tie[rows]
