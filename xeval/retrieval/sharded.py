@@ -132,12 +132,15 @@ def _encode(
 
 
 def _sum_stats(per_rank: list[dict[str, dict[str, int]]] | None) -> dict[str, dict[str, int]]:
+    """Counts of the whole run: every rank saw all texts, each encoded its own batches."""
     if not per_rank:
         return {}
-    return {
-        what: {key: sum(r[what][key] for r in per_rank) for key in per_rank[0][what]}
-        for what in per_rank[0]
-    }
+    out = {}
+    for what, first in per_rank[0].items():
+        enc = sum(r[what]["encoded"] for r in per_rank)
+        cut = sum(r[what]["truncated"] for r in per_rank)
+        out[what] = {**first, "encoded": enc, "truncated": cut, "cached": first["unique"] - enc}
+    return out
 
 
 def _search(s: Setting, sh: _Shard, cfg: RunConfig) -> tuple[str, dd.ShardPart]:
