@@ -61,6 +61,7 @@ class EncodeOptions:
     progress: bool = True
     desc: str = "encode"
     shard: tuple[int, int] = (0, 1)  # (rank, world): encode every world-th batch from rank
+    reuse: bool = True  # False: encode every text (the cache is only written)
 
 
 def token_lengths(
@@ -156,7 +157,7 @@ def encode_texts(
     opts = dataclasses.replace(options or EncodeOptions(), **overrides)
     texts = list(texts)
     ukeys, utexts, first = _dedupe(texts, opts.prompt)
-    vectors, found = cache.lookup(ukeys) if cache is not None else (None, None)
+    vectors, found = cache.lookup(ukeys) if cache is not None and opts.reuse else (None, None)
     found = np.zeros(len(ukeys), dtype=bool) if found is None else found
     todo = np.flatnonzero(~found)
     lengths = token_lengths(model, [utexts[i] for i in todo], opts.prompt)

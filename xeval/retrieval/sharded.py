@@ -28,7 +28,7 @@ from xeval.benchmark.settings import Setting
 from xeval.errors import XevalError
 from xeval.provenance import atomic_dir, write_json
 from xeval.retrieval import distributed as dd
-from xeval.retrieval.cache import EmbeddingCache, default_cache_root
+from xeval.retrieval.cache import EmbeddingCache, default_cache_root, text_keys
 from xeval.retrieval.encode import EncodeOptions, encode_texts, max_length, normalize, uses_cosine
 from xeval.retrieval.index_store import stored_index
 from xeval.retrieval.run import (
@@ -81,6 +81,28 @@ def _vectors(st, texts: list[str], cache, opts: EncodeOptions) -> tuple[np.ndarr
     return encode_texts(st, texts, opts, cache=cache)
 
 
+def _encode_mine(
+    st: SentenceTransformer,
+    texts: list[str],
+    cache: EmbeddingCache,
+    opts: EncodeOptions,
+    dist: dd.Dist,
+) -> dict[str, int]:
+    """Encode this rank's batches of the one-process plan over the texts missing from the cache.
+
+    Every rank looks the texts up before any rank writes (a barrier), so all ranks plan
+    over the same missing texts, in the same order, as one process would.
+    """
+    keys = text_keys(texts, opts.prompt)
+    _, found = cache.lookup(list(dict.fromkeys(keys)))
+    uniq = list(dict.fromkeys(zip(keys, texts, strict=True)))
+    missing = [t for (_, t), hit in zip(uniq, found, strict=True) if not hit]
+    dd.barrier(dist)
+    mine = dataclasses.replace(opts, shard=(dist.rank, dist.world_size), reuse=False)
+    _, stats = encode_texts(st, missing, mine, cache=cache)
+    return {**stats, "texts": len(texts), "unique": len(uniq), "cached": len(uniq) - len(missing)}
+
+
 def _encode(
     st: SentenceTransformer,
     bench: Benchmark,
@@ -101,11 +123,9 @@ def _encode(
     qo = dataclasses.replace(opts, prompt=prompts["query"], desc="encode queries")
     po = dataclasses.replace(opts, prompt=prompts["passage"], desc="encode passages")
     t0 = time.perf_counter()
-    mine = (dist.rank, dist.world_size)  # every world-th batch of the one-process plan
-    qtexts, ptexts = queries["text"].to_list(), corpus["text"].to_list()
-    _, qstats = _vectors(st, qtexts, caches["query"], dataclasses.replace(qo, shard=mine))
-    _, pstats = _vectors(st, ptexts, caches["passage"], dataclasses.replace(po, shard=mine))
-    del ptexts
+    qtexts = queries["text"].to_list()
+    qstats = _encode_mine(st, qtexts, caches["query"], qo, dist)
+    pstats = _encode_mine(st, corpus["text"].to_list(), caches["passage"], po, dist)
     dd.barrier(dist)  # every batch is in the cache now: read back what this rank searches
     part = dist.shard(corpus.height)
     qvec, _ = _vectors(st, qtexts, caches["query"], dataclasses.replace(qo, progress=False))
@@ -138,7 +158,7 @@ def _sum_stats(per_rank: list[dict[str, dict[str, int]]] | None) -> dict[str, di
     out = {}
     for what, first in per_rank[0].items():
         enc = sum(r[what]["encoded"] for r in per_rank)
-        cut = sum(r[what]["truncated"] for r in per_rank)
+        cut = first["truncated"]  # counted over all missing texts, on every rank
         out[what] = {**first, "encoded": enc, "truncated": cut, "cached": first["unique"] - enc}
     return out
 
