@@ -91,6 +91,53 @@ def one_run(args, model: Path, bench: Path, out: Path, backend: str, logs: Path)
     }
 
 
+def search_stage(n: int, nq: int, dim: int, backend: str, k: int) -> None:
+    """One process: the search stage of a setting over ``n`` random unit vectors (JSON out)."""
+    import time
+
+    import numpy as np
+
+    from xeval.retrieval.encode import normalize
+    from xeval.retrieval.index_store import stored_index
+    from xeval.retrieval.search import exact_search, pair_ranks, tie_ranks
+
+    rng = np.random.default_rng(0)
+    docs = normalize(rng.standard_normal((n, dim), dtype=np.float32))
+    q = normalize(rng.standard_normal((nq, dim), dtype=np.float32))
+    tie = tie_ranks(np.array([f"d{i:08d}" for i in range(n)], dtype=object))
+    pairs = (np.arange(nq), rng.integers(0, n, nq))
+    t0 = time.perf_counter()
+    if backend == "exact":
+        exact_search(q, docs, k, tie, pairs=pairs)
+        out = {"build_s": 0.0, "search_s": time.perf_counter() - t0}
+    else:
+        index = stored_index(docs, None, {})
+        t1 = time.perf_counter()
+        index.search(q, k, tie)
+        t2 = time.perf_counter()
+        pair_ranks(q, docs, tie, *pairs)
+        out = {"build_s": t1 - t0, "search_s": t2 - t1, "ranks_s": time.perf_counter() - t2}
+    print(json.dumps(out))
+
+
+def search_only(args) -> None:
+    """Random unit vectors at each size, exact vs HNSW, each in its own timed process."""
+    logs = args.work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    print("| docs | backend | build s | search s | exact ranks s | process wall s | peak MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        for backend in ("exact", "hnsw"):
+            cmd = [sys.executable, __file__, "--stage", backend, "--sizes", str(size),
+                   "--queries", str(args.queries), "--k", str(args.k)]  # fmt: skip
+            log = logs / f"stage-{size}-{backend}.log"
+            t = timed(cmd, log)
+            r = json.loads(log.read_text().splitlines()[0])
+            print(f"| {size} | {backend} | {r['build_s']:.1f} | {r['search_s']:.1f} | "
+                  f"{r.get('ranks_s', 0.0):.1f} | {t['wall_s']:.1f} | {t['peak_mib']:.0f} |",
+                  flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -98,7 +145,14 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", type=Path, default=Path("/tmp/xeval-scale"))
+    ap.add_argument("--search-only", action="store_true",
+                    help="the search stage alone on random unit vectors (dim 64)")  # fmt: skip
+    ap.add_argument("--stage", choices=["exact", "hnsw"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.stage:
+        return search_stage(int(args.sizes), args.queries, 64, args.stage, args.k)
+    if args.search_only:
+        return search_only(args)
     from xeval.models.tiny import build_tiny_model
 
     args.work.mkdir(parents=True, exist_ok=True)
