@@ -102,30 +102,39 @@ def main() -> None:
           "| MRR@10 exact | MRR@10 hnsw | change | build s | search s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     grid = itertools.product(
-        [int(x) for x in args.connectivity.split(",")],
-        [int(x) for x in args.expansion_search.split(",")],
-        args.index_dtypes.split(","),
+        [int(x) for x in args.connectivity.split(",")], args.index_dtypes.split(",")
     )
-    for conn, ef, dt in grid:
-        hits = total = 0
-        per, m_h, build_s, search_s = {}, {}, 0.0, 0.0
-        for y, p in pools.items():
+    for conn, dt in grid:
+        built, build_s = {}, 0.0
+        for y, p in pools.items():  # one build per (connectivity, dtype); ef varies below
             t = time.perf_counter()
-            idx = HnswIndex(dvec[p], connectivity=conn, expansion_search=ef, dtype=dt)
+            built[y] = HnswIndex(dvec[p], connectivity=conn, dtype=dt)
             build_s += time.perf_counter() - t
-            t = time.perf_counter()
-            top = idx.search(qvec, args.k, tie[y]).indices
-            search_s += time.perf_counter() - t
-            h = sum(len(np.intersect1d(a, b)) for a, b in zip(top, exact[y], strict=True))
-            per[y] = h / exact[y].size
-            hits, total = hits + h, total + exact[y].size
-            m_h[y] = mrr10(top, qids, dids[p], rel)
-        me, mh = np.mean(list(mrr_exact.values())), np.mean(list(m_h.values()))
-        worst = min(per, key=per.get)
-        print(f"| {conn} | {ef} | {dt} | {hits / total:.4f} | {per[worst]:.4f} ({worst}) | "
-              f"{me:.4f} | {mh:.4f} | {mh - me:+.4f} | {build_s:.1f} | {search_s:.1f} |",
-              flush=True)  # fmt: skip
-        print("    per pool: " + ", ".join(f"{y} {v:.4f}" for y, v in per.items()), flush=True)
+        for ef in (int(x) for x in args.expansion_search.split(",")):
+            point(args, conn, ef, dt, built, build_s, exact, pools, tie, qvec, qids, dids, rel,
+                  mrr_exact)  # fmt: skip
+
+
+def point(args, conn, ef, dt, built, build_s, exact, pools, tie, qvec, qids, dids, rel, mrr_exact):
+    """One grid point: recall@k per pool and overall, MRR@10 exact vs HNSW."""
+    hits = total = 0
+    per, m_h, search_s = {}, {}, 0.0
+    for y, p in pools.items():
+        idx = built[y]
+        idx.params["expansion_search"] = ef
+        t = time.perf_counter()
+        top = idx.search(qvec, args.k, tie[y]).indices
+        search_s += time.perf_counter() - t
+        h = sum(len(np.intersect1d(a, b)) for a, b in zip(top, exact[y], strict=True))
+        per[y] = h / exact[y].size
+        hits, total = hits + h, total + exact[y].size
+        m_h[y] = mrr10(top, qids, dids[p], rel)
+    me, mh = np.mean(list(mrr_exact.values())), np.mean(list(m_h.values()))
+    worst = min(per, key=per.get)
+    print(f"| {conn} | {ef} | {dt} | {hits / total:.4f} | {per[worst]:.4f} ({worst}) | "
+          f"{me:.4f} | {mh:.4f} | {mh - me:+.4f} | {build_s:.1f} | {search_s:.1f} |",
+          flush=True)  # fmt: skip
+    print("    per pool: " + ", ".join(f"{y} {v:.4f}" for y, v in per.items()), flush=True)
 
 
 if __name__ == "__main__":
