@@ -60,22 +60,29 @@ class EncodeOptions:
     flush_seconds: float = 60.0  # ... or a shard at least this often
     progress: bool = True
     desc: str = "encode"
+    shard: tuple[int, int] = (0, 1)  # (rank, world): encode every world-th batch from rank
+    reuse: bool = True  # False: encode every text (the cache is only written)
 
 
-def token_lengths(model: SentenceTransformer, texts: Sequence[str], prompt: str) -> np.ndarray:
+def token_lengths(
+    model: SentenceTransformer, texts: Sequence[str], prompt: str, chunk: int = 16384
+) -> np.ndarray:
     """Untruncated token count of ``prompt + text`` (special tokens included) per text."""
     tok = getattr(model, "tokenizer", None)
     if tok is None or not texts:
         return np.asarray([len(t) for t in texts], dtype=np.int64)
-    enc = tok(
-        [prompt + t for t in texts],
-        add_special_tokens=True,
-        truncation=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,
-    )
-    return np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts))
+    out = np.empty(len(texts), dtype=np.int64)
+    for s in range(0, len(texts), chunk):  # token ids of a chunk at a time: bounded memory
+        enc = tok(
+            [prompt + t for t in texts[s : s + chunk]],
+            add_special_tokens=True,
+            truncation=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
+        out[s : s + len(enc["input_ids"])] = [len(x) for x in enc["input_ids"]]
+    return out
 
 
 def max_length(model: SentenceTransformer) -> int | None:
@@ -140,7 +147,8 @@ def encode_texts(
     ``overrides`` set fields of :class:`EncodeOptions` (``prompt=``, ``batch_size=``, ...).
     Duplicate texts are encoded once. Missing texts are encoded longest first, and a
     shard is stored every ``chunk_size`` texts (or ``flush_seconds``), so an interrupted
-    run resumes where it stopped. Returns the vectors and counts ``{"texts", "unique",
+    run resumes where it stopped. With ``shard=(rank, world)`` only that rank's batches are
+    encoded (into ``cache``; the other rows come back zero). Returns the vectors and counts ``{"texts", "unique",
     "cached", "encoded", "truncated"}`` (truncated: encoded texts longer than the model's
     maximum, cut there).
     """
@@ -149,17 +157,19 @@ def encode_texts(
     opts = dataclasses.replace(options or EncodeOptions(), **overrides)
     texts = list(texts)
     ukeys, utexts, first = _dedupe(texts, opts.prompt)
-    vectors, found = cache.lookup(ukeys) if cache is not None else (None, None)
+    vectors, found = cache.lookup(ukeys) if cache is not None and opts.reuse else (None, None)
     found = np.zeros(len(ukeys), dtype=bool) if found is None else found
     todo = np.flatnonzero(~found)
     lengths = token_lengths(model, [utexts[i] for i in todo], opts.prompt)
     limit = max_length(model)
     truncated = int((lengths > limit).sum()) if limit else 0
     todo = todo[np.argsort(-lengths, kind="stable")]  # longest first: little padding
+    if opts.shard[1] > 1:  # a rank takes whole batches of the one-process plan (same bits)
+        todo = todo[(np.arange(len(todo)) // opts.batch_size) % opts.shard[1] == opts.shard[0]]
     vectors = _encode_todo(model, utexts, ukeys, todo, vectors, cache, opts, int(found.sum()))
-    if vectors is None:  # no texts at all
+    if vectors is None:  # no texts at all (or none in this rank's batches)
         dim = model.get_embedding_dimension() or 0
-        vectors = np.zeros((0, dim), dtype=DTYPE)
+        vectors = np.zeros((len(ukeys), dim), dtype=DTYPE)
     stats = {
         "texts": len(texts),
         "unique": len(ukeys),

@@ -36,6 +36,7 @@ from xeval.errors import XevalError
 from xeval.metrics.trec import write_trec_run
 from xeval.provenance import atomic_dir, provenance, write_json
 from xeval.retrieval.cache import EmbeddingCache, default_cache_root
+from xeval.retrieval.distributed import Dist
 from xeval.retrieval.encode import (
     EncodeOptions,
     default_prompts,
@@ -45,6 +46,7 @@ from xeval.retrieval.encode import (
     normalize,
     uses_cosine,
 )
+from xeval.retrieval.index_store import stored_index
 from xeval.retrieval.search import (
     BACKENDS,
     HNSW_THRESHOLD,
@@ -173,6 +175,13 @@ def _load(
     return model, info
 
 
+def index_root(cfg: RunConfig) -> Path | None:
+    """Where HNSW indexes are stored and reused: the embedding cache folder (None: no cache)."""
+    if not cfg.use_cache:
+        return None
+    return Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_root()
+
+
 def _trec_tag(label: str) -> str:
     tag = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in label).strip("_")
     return tag or "xeval"
@@ -237,10 +246,7 @@ def _encode_all(
 
     precision = resolve_dtype(cfg.dtype, str(st.device), avoid_bf16=bf16_caution(bench.name))
     prompts = _prompts(st, cfg)
-    qids = sorted({q for s in settings for q in s.query_ids})
-    doc_langs = sorted({lang for s in settings for lang in s.doc_langs})
-    corpus = bench.corpus.filter(pl.col("lang").is_in(doc_langs))
-    queries = bench.queries.filter(pl.col("query_id").is_in(qids)).sort("query_id")
+    queries, corpus = _select(bench, settings)
     root = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_root()
     opts = EncodeOptions(batch_size=cfg.batch_size, precision=precision, progress=cfg.progress)
     t0 = time.perf_counter()
@@ -258,6 +264,15 @@ def _encode_all(
         qvec, dvec, queries, corpus, stats, cosine, time.perf_counter() - t0, prompts,
         precision, threads, str(st.device), max_length(st),
     )  # fmt: skip
+
+
+def _select(bench: Benchmark, settings: list[Setting]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The queries (sorted by id) and the corpus rows (in benchmark order) the settings use."""
+    qids = sorted({q for s in settings for q in s.query_ids})
+    doc_langs = sorted({lang for s in settings for lang in s.doc_langs})
+    corpus = bench.corpus.filter(pl.col("lang").is_in(doc_langs))
+    queries = bench.queries.filter(pl.col("query_id").is_in(qids)).sort("query_id")
+    return queries, corpus
 
 
 def _prompts(st: SentenceTransformer, cfg: RunConfig) -> dict[str, str]:
@@ -316,6 +331,11 @@ def run_benchmark(
     settings = enumerate_settings(bench, cfg.kinds, langs)
     if not settings:
         raise XevalError("no setting has queries with relevant documents", file=benchmark_dir)
+    dist = Dist.from_env()
+    if dist.active:  # torchrun: this process is one rank of a sharded run
+        from xeval.retrieval.sharded import run_sharded
+
+        return run_sharded(model, bench, settings, out, cfg, info, dist)
     with quiet_libraries(not cfg.progress):
         threads = set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -381,6 +401,17 @@ def _run_meta(
     )
 
 
+class LangCodes:
+    """Document languages as small integer codes: a setting's rows without string compares."""
+
+    def __init__(self, langs: pl.Series) -> None:
+        self.codes = langs.rank("dense").to_numpy().astype(np.int32)
+        self.of = {x: i + 1 for i, x in enumerate(langs.unique().sort().to_list())}
+
+    def isin(self, langs: tuple[str, ...]) -> np.ndarray:
+        return np.isin(self.codes, [self.of[x] for x in langs if x in self.of])
+
+
 @dataclass
 class _SearchContext:
     """What every setting's search shares: vectors, ids, tie ranks, options, HNSW indexes."""
@@ -390,7 +421,7 @@ class _SearchContext:
     q_row: dict[str, int]
     dids: pl.Series
     tie: np.ndarray
-    dlang: np.ndarray
+    dlang: LangCodes
     cfg: RunConfig
     tag: str
     hnsw: dict[tuple[str, ...], HnswIndex] = field(default_factory=dict)
@@ -400,8 +431,7 @@ class _SearchContext:
         q_row = {q: i for i, q in enumerate(enc.queries["query_id"].to_list())}
         dids = enc.corpus["doc_id"]
         tie = tie_ranks(dids.to_numpy().astype(object))
-        dlang = enc.corpus["lang"].to_numpy()
-        return cls(enc.qvec, enc.dvec, q_row, dids, tie, dlang, cfg, tag)
+        return cls(enc.qvec, enc.dvec, q_row, dids, tie, LangCodes(enc.corpus["lang"]), cfg, tag)
 
 
 @dataclass
@@ -438,7 +468,7 @@ def _search_setting(s: Setting, ctx: _SearchContext) -> tuple[str, _SettingTable
     cfg = ctx.cfg
     qids = s.query_ids
     qsel = np.fromiter((ctx.q_row[q] for q in qids), dtype=np.int64, count=len(qids))
-    dsel = np.flatnonzero(np.isin(ctx.dlang, list(s.doc_langs)))
+    dsel = np.flatnonzero(ctx.dlang.isin(s.doc_langs))
     sub_q, sub_d, sub_tie = ctx.qvec[qsel], ctx.dvec[dsel], ctx.tie[dsel]
     sub_ids = ctx.dids.gather(dsel)
     local = dict(zip(sub_ids.to_list(), range(len(dsel)), strict=True))
@@ -451,7 +481,7 @@ def _search_setting(s: Setting, ctx: _SearchContext) -> tuple[str, _SettingTable
     )  # fmt: skip
     if used == "hnsw" and cfg.k < len(dsel):
         if s.doc_langs not in ctx.hnsw:
-            ctx.hnsw[s.doc_langs] = HnswIndex(sub_d, **cfg.hnsw_params)
+            ctx.hnsw[s.doc_langs] = stored_index(sub_d, index_root(cfg), cfg.hnsw_params)
         top = ctx.hnsw[s.doc_langs].search(sub_q, cfg.k, sub_tie)
         ranks = pair_ranks(sub_q, sub_d, sub_tie, pq, pd, memory_mb=cfg.memory_mb)
     else:
