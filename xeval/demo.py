@@ -61,7 +61,7 @@ class DemoResult:
             f"model: {self.model_label}",
             f"full results: {self.run_dir / 'eval'} (per_query / per_setting / summary "
             ".parquet .csv .md)",
-            f"runs (TREC + Parquet): {self.run_dir / 'runs'}",
+            f"runs (Parquet; TREC with `xeval run --trec`): {self.run_dir / 'runs'}",
             f"done in {self.seconds:.0f} s",
         ]
         return "\n".join(lines)
