@@ -167,6 +167,8 @@ def encode_texts(
     if opts.shard[1] > 1:  # a rank takes whole batches of the one-process plan (same bits)
         todo = todo[(np.arange(len(todo)) // opts.batch_size) % opts.shard[1] == opts.shard[0]]
     vectors = _encode_todo(model, utexts, ukeys, todo, vectors, cache, opts, int(found.sum()))
+    if cache is not None:  # many new shards: merge their key files (next runs read one)
+        cache.maybe_compact()
     if vectors is None:  # no texts at all (or none in this rank's batches)
         dim = model.get_embedding_dimension() or 0
         vectors = np.zeros((len(ukeys), dim), dtype=DTYPE)
