@@ -29,6 +29,23 @@ if TYPE_CHECKING:
 
     from xeval.precision import Precision
 
+# oneDNN (and ideep, its C++ layer in torch) cache compiled kernels per input shape, 1,024
+# of each by default; on CPU (bf16 above all: AMX kernels) an entry is ~0.1-1 MiB, and the
+# longest-first plan meets every length from the maximum (512) down, so the caches grew by
+# hundreds of MiB in a long encode. Lengths only decrease along the plan, so a shape is not
+# met again after its batches: a small cache costs nothing. Both are read from the
+# environment when the first kernel is built, so this only helps if set before that.
+KERNEL_CACHE_ENV = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "128", "LRU_CACHE_CAPACITY": "128"}
+
+
+def bound_kernel_caches() -> None:
+    """Cap oneDNN's kernel caches (unless the environment already sets them)."""
+    import os
+
+    for name, value in KERNEL_CACHE_ENV.items():
+        os.environ.setdefault(name, value)
+
+
 QUERY_PROMPT_NAMES = ("query",)
 PASSAGE_PROMPT_NAMES = ("passage", "document", "corpus", "doc")
 
@@ -65,14 +82,16 @@ class EncodeOptions:
 
 
 def token_lengths(
-    model: SentenceTransformer, texts: Sequence[str], prompt: str, chunk: int = 16384
+    model: SentenceTransformer, texts: Sequence[str], prompt: str, chunk: int = 1024
 ) -> np.ndarray:
     """Untruncated token count of ``prompt + text`` (special tokens included) per text."""
     tok = getattr(model, "tokenizer", None)
     if tok is None or not texts:
         return np.asarray([len(t) for t in texts], dtype=np.int64)
     out = np.empty(len(texts), dtype=np.int64)
-    for s in range(0, len(texts), chunk):  # token ids of a chunk at a time: bounded memory
+    # token ids of a chunk at a time: bounded memory (the fast tokenizer's encodings and
+    # their Python id lists are ~30 KB per text: 16k texts at once held ~500 MiB for good)
+    for s in range(0, len(texts), chunk):
         enc = tok(
             [prompt + t for t in texts[s : s + chunk]],
             add_special_tokens=True,
@@ -154,6 +173,7 @@ def encode_texts(
     """
     import dataclasses
 
+    bound_kernel_caches()
     opts = dataclasses.replace(options or EncodeOptions(), **overrides)
     texts = list(texts)
     ukeys, utexts, first = _dedupe(texts, opts.prompt)
@@ -179,7 +199,8 @@ def encode_texts(
         "encoded": len(todo),
         "truncated": truncated,
     }
-    return vectors[first], stats
+    # every text unique: ``first`` is 0..n-1, so no copy of the vectors is needed
+    return (vectors if len(ukeys) == len(texts) else vectors[first]), stats
 
 
 def _encode_todo(model, utexts, ukeys, todo, vectors, cache, opts: EncodeOptions, cached: int):
