@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -83,3 +84,24 @@ def test_ddtp_pool_sizes_share_queries_and_qrels(shared_data: Path) -> None:
     assert small.queries.equals(big.queries) and small.qrels.equals(big.qrels)
     assert set(small.qrels["doc_id"]) <= set(small.corpus["doc_id"])
     assert small.corpus["doc_id"].is_unique().all()
+
+
+def test_encode_memory_bounds(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token lengths in small chunks give the same counts; kernel caches are capped."""
+    from xeval.models import load_model
+    from xeval.retrieval.encode import KERNEL_CACHE_ENV, bound_kernel_caches, token_lengths
+
+    model = load_model(str(tiny_model), device="cpu")
+    texts = [f"word{i} " * (1 + 7 * i) for i in range(9)]
+    whole = token_lengths(model, texts, "p: ")
+    assert token_lengths(model, texts, "p: ", chunk=2).tolist() == whole.tolist()
+    ids = model.tokenizer(["p: " + t for t in texts], truncation=False)["input_ids"]
+    assert whole.tolist() == [len(x) for x in ids]
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.setenv("LRU_CACHE_CAPACITY", "7")  # the user's own setting is kept
+    bound_kernel_caches()
+    assert (
+        os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"]
+        == KERNEL_CACHE_ENV["ONEDNN_PRIMITIVE_CACHE_CAPACITY"]
+    )
+    assert os.environ["LRU_CACHE_CAPACITY"] == "7"
