@@ -354,3 +354,35 @@ def test_git_commit_of_a_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     )
     assert "study store: eval/base/tiny" in log.stdout
     assert "store/cells/eval/base/tiny/result.json" in log.stdout
+
+
+def test_git_commit_waits_for_the_index_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit made by hand beside a running study holds index.lock: the cell waits for it."""
+    import threading
+
+    from xeval.study.cells import Cell, System
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "root"], check=True)
+    for var in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{var}_NAME", "t")
+        monkeypatch.setenv(f"{var}_EMAIL", "t@t")
+    store = Store(repo / "store")
+    cell = Cell("eval", System("base"), "tiny")
+    store.write(cell, {"system": "base"}, {"scores": pl.DataFrame({"unit_id": ["u1"]})}, {})
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")
+    threading.Timer(1.5, lock.unlink).start()
+    store.git_commit(cell)
+    log = subprocess.run([*git, "log", "-1", "--format=%s"], capture_output=True, text=True)
+    assert log.stdout.strip() == "study store: eval/base/tiny"
+    lock.write_text("")  # held for good: a clear error after the last try
+    store.write(Cell("eval", System("base"), "tiny2"), {"system": "base"},
+                {"scores": pl.DataFrame({"unit_id": ["u1"]})}, {})  # fmt: skip
+    with pytest.raises(XevalError, match="index.lock"):
+        store.git_commit(Cell("eval", System("base"), "tiny2"), tries=2)

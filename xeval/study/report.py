@@ -160,10 +160,18 @@ def dev_figure(dev: pl.DataFrame, source: str, path: Path) -> Path | None:
     fig = Figure(figsize=(5, 3.2))
     ax = fig.subplots()
     for c in cols:
-        ax.plot(dev["step"], dev[c], marker="o", label=c)
+        ax.plot(dev["step"], dev[c], marker="o", markersize=4, label=c)
+    d = dev.sort("step")
+    ax.plot(d["step"], d.select(pl.mean_horizontal(cols)).to_series(), color="0.4",
+            linestyle="--", label="mean (the rule's score)")  # fmt: skip
+    chosen = suggest_steps(dev)
+    if chosen is not None:
+        ax.axvline(chosen, color="tab:red", linewidth=1)
+        ax.annotate(f"rule: {chosen} steps", (chosen, 1), xycoords=("data", "axes fraction"),
+                    xytext=(4, -12), textcoords="offset points", color="tab:red", fontsize=8)  # fmt: skip
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("MRR@10 on held-out units")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"dev curve, {source}", fontsize=10)
     return _save(fig, path)
 

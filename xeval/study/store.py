@@ -120,19 +120,31 @@ class Store:
             )
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
-    def git_commit(self, cell: Cell) -> str:
-        """Commit one cell's folder at once (``--git-commit``); return git's message."""
+    def git_commit(self, cell: Cell, tries: int = 6) -> str:
+        """Commit one cell's folder at once (``--git-commit``); return git's message.
+
+        Another git command holding the repository's index lock (a commit made by hand
+        beside a running study) is waited for: up to ``tries`` attempts, 1, 2, 4 ... s apart.
+        """
+        import time
+
         f = self.folder(cell.id)
-        try:
-            subprocess.run(["git", "add", "--", str(f)], cwd=f, check=True, capture_output=True)
-            r = subprocess.run(
-                ["git", "commit", "-m", f"study {self.root.name}: {cell.id}", "--", str(f)],
-                cwd=f,
-                capture_output=True,
-                text=True,
-            )
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise XevalError(f"--git-commit failed: {exc}", file=f) from None
+        for attempt in range(tries):
+            try:
+                subprocess.run(["git", "add", "--", str(f)], cwd=f, check=True, capture_output=True)
+                r = subprocess.run(
+                    ["git", "commit", "-m", f"study {self.root.name}: {cell.id}", "--", str(f)],
+                    cwd=f,
+                    capture_output=True,
+                    text=True,
+                )
+            except subprocess.CalledProcessError as exc:
+                r = subprocess.CompletedProcess(exc.cmd, exc.returncode, "", str(exc.stderr))
+            except OSError as exc:
+                raise XevalError(f"--git-commit failed: {exc}", file=f) from None
+            if r.returncode == 0 or "index.lock" not in (r.stderr or "") or attempt == tries - 1:
+                break
+            time.sleep(2**attempt)
         if r.returncode != 0:
             raise XevalError(f"--git-commit failed: {r.stderr.strip() or r.stdout.strip()}", file=f)
         return r.stdout.strip().splitlines()[0] if r.stdout.strip() else "committed"
