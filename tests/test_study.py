@@ -384,5 +384,5 @@ def test_git_commit_waits_for_the_index_lock(
     lock.write_text("")  # held for good: a clear error after the last try
     store.write(Cell("eval", System("base"), "tiny2"), {"system": "base"},
                 {"scores": pl.DataFrame({"unit_id": ["u1"]})}, {})  # fmt: skip
-    with pytest.raises(XevalError, match="index.lock"):
+    with pytest.raises(XevalError, match=r"index\.lock"):
         store.git_commit(Cell("eval", System("base"), "tiny2"), tries=2)
