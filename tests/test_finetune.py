@@ -77,6 +77,17 @@ def test_result_is_typed_and_records_precision(uninterrupted: FinetuneResult) ->
     assert "6 steps" in r.summary() and "fp32" in r.summary()
 
 
+def test_saved_model_keeps_the_base_max_length(tmp_path, tiny_model, pairs) -> None:
+    """max_length bounds the training pairs only: evaluation sees what the base model sees."""
+    from xeval.models import load_model
+
+    base = load_model(str(tiny_model)).max_seq_length
+    res = finetune(_cfg(tiny_model, pairs, tmp_path / "ft", max_length=16, max_steps=2))
+    assert res.card["config"]["max_length"] == 16 and base != 16
+    assert load_model(str(res.model_path)).max_seq_length == base
+    assert res.card["model"]["max_seq_length"] == base
+
+
 def test_bf16_trains_under_autocast(tmp_path, tiny_model, pairs) -> None:
     import torch
     from transformers import TrainerCallback

@@ -249,14 +249,16 @@ def _dev_eval(cfg: FinetuneConfig, precision: Precision) -> DevEval | None:
     )
 
 
-def _load(cfg: FinetuneConfig, prep: Prepared) -> tuple[Any, int]:
-    """The model to train (max length set, embeddings frozen if asked) and frozen count."""
+def _load(cfg: FinetuneConfig, prep: Prepared) -> tuple[Any, int, int | None]:
+    """The model to train (max length set, embeddings frozen if asked), the frozen count
+    and the base model's own maximum length (restored before saving)."""
     from xeval.models import load_model
 
     model = load_model(cfg.model, device=prep.precision.device)
+    base_max = model.max_seq_length
     if cfg.max_length:
         model.max_seq_length = cfg.max_length
-    return model, freeze_word_embeddings(model) if cfg.freeze_embeddings else 0
+    return model, freeze_word_embeddings(model) if cfg.freeze_embeddings else 0, base_max
 
 
 def _start(cfg: FinetuneConfig, prep: Prepared) -> None:
@@ -270,11 +272,20 @@ def _start(cfg: FinetuneConfig, prep: Prepared) -> None:
     write_json(out / CONFIG_NAME, provenance(identity=prep.identity))
 
 
-def _save_model(cfg: FinetuneConfig, model: Any, card: dict[str, Any]) -> dict[str, Any]:
-    """Write OUT/model with its xeval card; return the model card."""
+def _save_model(
+    cfg: FinetuneConfig, model: Any, card: dict[str, Any], base_max: int | None
+) -> dict[str, Any]:
+    """Write OUT/model with its xeval card; return the model card.
+
+    The saved model keeps the base model's maximum input length: ``max_length`` bounds
+    the training pairs only, so a fine-tuned model is evaluated on exactly the tokens its
+    base model sees (not passages cut at the training length).
+    """
     from xeval.models.store import finish_model_dir
 
     out = Path(cfg.out)
+    if base_max:
+        model.max_seq_length = base_max
     model.prompts = {
         **(model.prompts or {}),
         "query": cfg.query_prompt,
@@ -346,7 +357,7 @@ def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> FinetuneR
 
     evaluator = _dev_eval(cfg, prep.precision)
     base_info = model_info(cfg.model)
-    model, frozen = _load(cfg, prep)
+    model, frozen, base_max = _load(cfg, prep)
     trainer, dev = _trainer(cfg, prep, model, evaluator, list(callbacks or []))
     t_train = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(prep.resume.path) if prep.resume else None)
@@ -364,8 +375,12 @@ def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> FinetuneR
     model_path = Path(cfg.out) / "model" if facts.finished else None
     if trainer.is_world_process_zero():
         if model_path is not None:
-            mcard = _save_model(cfg, model, card)
-            card["model"] = {"path": str(model_path.resolve()), "fingerprint": mcard["fingerprint"]}
+            mcard = _save_model(cfg, model, card, base_max)
+            card["model"] = {
+                "path": str(model_path.resolve()),
+                "fingerprint": mcard["fingerprint"],
+                "max_seq_length": base_max,  # the base model's; max_length bounds training
+            }
             if not cfg.keep_checkpoints:
                 shutil.rmtree(Path(cfg.out) / "checkpoints", ignore_errors=True)
         write_json(Path(cfg.out) / CARD_NAME, card)
