@@ -119,6 +119,7 @@ def test_table(root: Path, metrics: tuple[str, ...]) -> list[str]:
     """BM25, RRF and CombSUM against e5 per benchmark and kind, Holm over every test here."""
     from xeval.compare import CompareOptions, compare_folder
     from xeval.compare.stats import adjust
+    from xeval.compare.tables import fmt_p
 
     frames = []
     for b in BENCHMARKS:
@@ -137,10 +138,9 @@ def test_table(root: Path, metrics: tuple[str, ...]) -> list[str]:
             "Δ vs e5", "95% CI (BCa)", "p (Holm)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in res.iter_rows(named=True):
-        p = "< 0.001" if r["p_holm"] < 0.001 else f"{r['p_holm']:.3f}"
         cells = [r["benchmark"], r["metric"], r["unit"], r["system_b"], str(r["n"]),
                  f"{r['mean_a']:.3f}", f"{r['mean_b']:.3f}", f"{r['delta']:+.3f}",
-                 f"[{r['boot_low']:+.3f}, {r['boot_high']:+.3f}]", p]  # fmt: skip
+                 f"[{r['boot_low']:+.3f}, {r['boot_high']:+.3f}]", fmt_p(r["p_holm"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
