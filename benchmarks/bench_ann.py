@@ -73,7 +73,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--connectivity", default="8,16,32")
-    ap.add_argument("--expansion-search", default="100,256,512")
+    ap.add_argument("--expansion-search", default="100,256,512,auto",
+                    help="beams, comma-separated; auto = xeval's default by pool size")  # fmt: skip
     ap.add_argument("--index-dtypes", default="f32,f16,i8")
     ap.add_argument("--work", type=Path, default=Path("/tmp/xeval-ann"))
     args = ap.parse_args()
@@ -110,18 +111,23 @@ def main() -> None:
             t = time.perf_counter()
             built[y] = HnswIndex(dvec[p], connectivity=conn, dtype=dt)
             build_s += time.perf_counter() - t
-        for ef in (int(x) for x in args.expansion_search.split(",")):
+        for ef in args.expansion_search.split(","):
             point(args, conn, ef, dt, built, build_s, exact, pools, tie, qvec, qids, dids, rel,
                   mrr_exact)  # fmt: skip
 
 
 def point(args, conn, ef, dt, built, build_s, exact, pools, tie, qvec, qids, dids, rel, mrr_exact):
-    """One grid point: recall@k per pool and overall, MRR@10 exact vs HNSW."""
+    """One grid point: recall@k per pool and overall, MRR@10 exact vs HNSW.
+
+    ``ef`` "auto": each pool's beam from :func:`xeval.retrieval.search.auto_expansion`.
+    """
+    from xeval.retrieval.search import auto_expansion
+
     hits = total = 0
     per, m_h, search_s = {}, {}, 0.0
     for y, p in pools.items():
         idx = built[y]
-        idx.params["expansion_search"] = ef
+        idx.params["expansion_search"] = auto_expansion(len(p)) if ef == "auto" else int(ef)
         t = time.perf_counter()
         top = idx.search(qvec, args.k, tie[y]).indices
         search_s += time.perf_counter() - t

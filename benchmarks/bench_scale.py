@@ -37,6 +37,10 @@ DATA = Path(os.environ.get("XEVAL_SOURCES") or REPO.parent / "shared" / "data")
 sys.path.insert(0, str(REPO))
 
 
+# run name -> backend, in the order measured (the cold run fills the cache, the build the index)
+RUNS = {"exact-cold": "exact", "hnsw-build": "hnsw", "hnsw-reuse": "hnsw", "exact-warm": "exact"}
+
+
 def timed(cmd: list[str], log: Path) -> dict[str, float]:
     """Run ``cmd`` under ``/usr/bin/time -v``; wall seconds and peak RSS (MiB)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -147,6 +151,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/xeval-scale"))
     ap.add_argument("--search-only", action="store_true",
                     help="the search stage alone on random unit vectors (dim 64)")  # fmt: skip
+    ap.add_argument("--runs", default=",".join(RUNS),
+                    help="which of the four runs to (re)measure; the others are read from "
+                    "WORK/scale.json when recorded there")  # fmt: skip
     ap.add_argument("--stage", choices=["exact", "hnsw"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.stage:
@@ -165,13 +172,15 @@ def main() -> None:
     print("| docs | run | backend | encoded | encode s | search s | run wall s | run peak MiB "
           "| evaluate s | evaluate peak MiB |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
-    results = {}
+    store = args.work / "scale.json"
+    results = json.loads(store.read_text()) if store.exists() else {}
+    wanted = args.runs.split(",")
     for size in (int(s) for s in args.sizes.split(",")):
         bench = bench_dir(args.work, size, args.queries)
-        plan = [("exact-cold", "exact"), ("hnsw-build", "hnsw"), ("hnsw-reuse", "hnsw"),
-                ("exact-warm", "exact")]  # fmt: skip
-        rows = {}
-        for name, backend in plan:
+        rows = results.get(str(size), {})
+        for name, backend in RUNS.items():
+            if name not in wanted:
+                continue
             out = args.work / f"run-{size}-{name}"
             rows[name] = r = one_run(args, model, bench, out, backend, logs)
             print(f"| {size} | {name} | {backend} | {r['encoded']} | {r['encode_s']:.1f} | "
@@ -186,8 +195,8 @@ def main() -> None:
                   f"wall {h['wall_s'] / w['wall_s']:.2f}, peak {h['peak_mib'] / w['peak_mib']:.2f}"
                   " -->")  # fmt: skip
         print(f"<!-- {size}: recall@{args.k} hnsw vs exact (mono+cross) {rows['recall']:.4f} -->")
-        results[size] = rows
-    (args.work / "scale.json").write_text(json.dumps(results, indent=1))
+        results[str(size)] = rows
+        store.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -178,6 +178,19 @@ def test_search_rejects_nan() -> None:
         exact_search(queries, docs, 5, tie_ranks(ids))
 
 
+def test_hnsw_beam_widens_with_the_pool() -> None:
+    from xeval.retrieval.search import auto_expansion
+
+    beams = [auto_expansion(n) for n in (1, 100_000, 100_001, 400_000, 400_001, 10**7)]
+    assert beams == [512, 512, 1024, 1024, 2048, 2048]
+    docs = np.eye(8, dtype=np.float32)
+    assert HnswIndex(docs).params["expansion_search"] == 512
+    assert HnswIndex(docs, expansion_search=64).params["expansion_search"] == 64
+    described = HnswIndex.describe({"connectivity": 16})
+    assert described["connectivity"] == 16 and described["dtype"] == "f32"
+    assert "1024 up to 400,000 docs" in described["expansion_search"]
+
+
 def test_hnsw_recall_on_clustered_data() -> None:
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(60, 48)).astype(np.float32)

@@ -385,7 +385,7 @@ def _run_meta(
         seed=cfg.seed,
         tie_rule=TIE_RULE,
         similarity="cosine" if enc.cosine else "dot",
-        hnsw={"threshold": cfg.hnsw_threshold, **cfg.hnsw_params},
+        hnsw={"threshold": cfg.hnsw_threshold, **HnswIndex.describe(cfg.hnsw_params)},
         encoding={
             **enc.stats,
             "batch_size": cfg.batch_size,

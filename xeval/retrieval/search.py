@@ -25,6 +25,14 @@ BACKENDS = ("auto", "exact", "hnsw")
 HNSW_THRESHOLD = 50_000  # "auto" uses HNSW for pools larger than this
 DEFAULT_MEMORY_MB = 256
 SCORE_CHUNK = 1024  # documents per matrix product in exact scoring (see block_scores)
+# HNSW search beam by pool size (benchmarks/results/scale.md, ANN quality): the smallest
+# beam that kept recall@100 >= 0.99 in every pool measured, up to 351k documents at 1M.
+EXPANSION_BY_POOL = ((100_000, 512), (400_000, 1024), (None, 2048))
+
+
+def auto_expansion(n_docs: int) -> int:
+    """usearch ``expansion_search`` for a pool of ``n_docs``: wider beams for larger pools."""
+    return next(ef for limit, ef in EXPANSION_BY_POOL if limit is None or n_docs <= limit)
 
 
 def tie_ranks(doc_ids: Sequence[str]) -> np.ndarray:
@@ -179,9 +187,9 @@ class HnswIndex:
         self,
         docs: np.ndarray,
         *,
-        connectivity: int = 32,  # 32 / 512: recall@100 >= 0.99 in every pool measured
+        connectivity: int = 32,  # recall@100 >= 0.99 in every pool measured
         expansion_add: int = 128,  # (benchmarks/results/scale.md)
-        expansion_search: int = 512,
+        expansion_search: int | None = None,  # None: auto_expansion(pool size)
         dtype: str = "f32",
         threads: int = 0,
         index: Any = None,
@@ -191,6 +199,8 @@ class HnswIndex:
 
         self.docs = np.ascontiguousarray(docs, dtype=np.float32)
         _check_finite(self.docs, "document embedding")
+        if expansion_search is None:
+            expansion_search = auto_expansion(self.docs.shape[0])
         self.params = {
             "connectivity": connectivity,
             "expansion_add": expansion_add,
@@ -213,6 +223,21 @@ class HnswIndex:
             expansion_search=expansion_search,
         )
         self.index.add(np.arange(self.docs.shape[0], dtype=np.uint64), self.docs, threads=threads)
+
+    @staticmethod
+    def describe(params: dict[str, Any]) -> dict[str, Any]:
+        """The settings an index built with ``params`` uses (defaults filled in), for run.json."""
+        import inspect
+
+        sig = inspect.signature(HnswIndex.__init__).parameters
+        names = ("connectivity", "expansion_add", "expansion_search", "dtype")
+        out = {n: params.get(n, sig[n].default) for n in names}
+        if out["expansion_search"] is None:
+            out["expansion_search"] = "by pool size: " + ", ".join(
+                f"{ef} up to {lim:,} docs" if lim else f"{ef} above"
+                for lim, ef in EXPANSION_BY_POOL
+            )
+        return out
 
     def search(
         self, queries: np.ndarray, k: int, tie_rank: np.ndarray, *, batch: int = 256
