@@ -265,6 +265,20 @@ def test_report_from_store(tmp_path: Path, shift: dict[str, float], expected: st
     assert html.count("data:image/png;base64,") == len(rep.figures)
 
 
+def test_no_verdict_from_part_of_the_seeds(tmp_path: Path) -> None:
+    """Seed 0 alone, however clear, is not a verdict: the report waits for every seed."""
+    import shutil
+
+    from xeval.study.report import build_report
+
+    plan_path, store = fake_store(tmp_path, {"toy-hybrid-a0.5": 0.05, "toy-xy": 0.02})
+    shutil.rmtree(Store(store).folder("eval/toy-xx-s1/tiny"))
+    rep = build_report(load_plan(plan_path), store, tmp_path / "rep")
+    assert list(rep.verdicts.values()) == ["incomplete"]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "incomplete: 1 of 6 cells missing" in md
+
+
 def test_devcurve_cell(tmp_path: Path, tiny_model: Path) -> None:
     from xeval.study.report import devcurve_summary, suggest_steps
 

@@ -34,7 +34,8 @@ VERDICT_RULE = (
     f"whole 95 % CI below −{MARGIN}. **supports**: not contradicted, every CI lower bound "
     f"≥ −{MARGIN} (hybrid at least as good as both, up to the margin), and hybrid better "
     f"than at least one of them somewhere with Holm p < 0.05. **inconclusive**: otherwise. "
-    f"**incomplete**: a needed cell is missing."
+    f"**incomplete**: a planned cell is missing (every seed of hybrid, X-X and X-Y on every "
+    f"benchmark of the domain): no verdict from part of the seeds."
 )
 
 

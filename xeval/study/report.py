@@ -22,7 +22,7 @@ from xeval.study import analysis as an
 from xeval.study.cells import plan_cells
 from xeval.study.plan import Plan
 from xeval.study.stages import METRICS
-from xeval.study.store import Store
+from xeval.study.store import Store, default_store
 
 Block = tuple  # ("h2"|"h3"|"p", text) | ("table", header, rows) | ("img", path, caption)
 
@@ -218,6 +218,23 @@ def _groups(plan: Plan, source: str) -> dict[str, str]:
     return roles
 
 
+def _verdict_cells(
+    plan: Plan, store: Store, source: str, groups: list[str], benches: list[str]
+) -> tuple[int, int]:
+    """(missing, planned) eval cells behind a verdict: every seed of hybrid, X-X and X-Y on
+    every benchmark of the domain. A verdict is given only from the whole planned set."""
+    wanted = [
+        c
+        for c in plan_cells(plan)
+        if c.kind == "eval"
+        and c.system is not None
+        and c.system.source == source
+        and c.benchmark in benches
+        and an.group_of(c.system.name, c.system.seed) in groups
+    ]
+    return sum(not store.done(c) for c in wanted), len(wanted)
+
+
 def trained_sources(plan: Plan) -> list[tuple[Plan, Any, list[str]]]:
     """(plan, source, benchmarks of this plan it is evaluated on): own sources first, then
     those of the ``compare_with`` plans (general-domain vs in-domain training side by side)."""
@@ -259,7 +276,6 @@ def _comparison_pairs(plan: Plan) -> list[tuple[str, str, str]]:
 def imported_scores(plan: Plan, own: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     """Fine-tunes of the ``compare_with`` plans on this plan's benchmarks (same build only)."""
     from xeval.study.plan import load_plan
-    from xeval.study.store import default_store
 
     frames, notes = [], []
     mine = {b.name for b in plan.benchmarks}
@@ -439,13 +455,20 @@ def _main_sections(
     for p, src, benches_all in trained_sources(plan):
         g = _groups(p, src.name)
         rivals = [g[r] for r in ("xx", "xy") if r in g]
+        p_store = store if p is plan else Store(default_store(p))
         for domain in dict.fromkeys(domains[b] for b in benches_all):
             benches = [b for b in benches_all if domains[b] == domain]
-            v = an.verdict(tests, g.get("hybrid", ""), rivals, benches) if "hybrid" in g else "—"
+            v, shown = "—", "—"
+            if "hybrid" in g:
+                missing, total = _verdict_cells(
+                    p, p_store, src.name, [g["hybrid"], *rivals], benches
+                )
+                v = "incomplete" if missing else an.verdict(tests, g["hybrid"], rivals, benches)
+                shown = f"incomplete: {missing} of {total} cells missing" if missing else v
             side = "in-domain" if src.domain == domain else "zero-shot"
             verdicts[f"trained on {src.name} ({src.domain}) → {domain}"] = v
             name = src.name + ("" if p is plan else f" (plan {p.name})")
-            rows.append([name, src.domain, domain, side, ", ".join(benches), v])
+            rows.append([name, src.domain, domain, side, ", ".join(benches), shown])
     hdr = ["training source", "its domain", "evaluated domain", "training", "benchmarks", "verdict"]
     blocks.append(("table", hdr, rows))
     blocks.append(("p", "Tests: paired t on question units (unit score = mean over its query "
