@@ -190,6 +190,8 @@ def main() -> None:
         rows["recall"] = recall(ex, args.work / f"run-{size}-hnsw-reuse", args.k)
         w = rows["exact-warm"]
         for name in ("hnsw-build", "hnsw-reuse"):
+            if not {name, "exact-warm"} <= set(wanted):
+                continue  # a ratio only between rows of this invocation (same load)
             h = rows[name]
             print(f"<!-- {size}: {name}/exact-warm search {h['search_s'] / w['search_s']:.2f}, "
                   f"wall {h['wall_s'] / w['wall_s']:.2f}, peak {h['peak_mib'] / w['peak_mib']:.2f}"
