@@ -101,12 +101,35 @@ def test_plan_errors(tmp_path: Path) -> None:
     p.write_text('[study]\nbase_model = "m"\n[training]\nstep = 1\n[[benchmarks]]\nname="b"\n')
     with pytest.raises(XevalError, match=r"unknown key\(s\) \['step'\]"):
         load_plan(p)
+    p.write_text(
+        '[study]\nbase_model = "m"\n[[benchmarks]]\nname = "b"\nbuilder = "x"\n'
+        "options = { size = 10, seed = 0 }\n"
+    )
+    with pytest.raises(XevalError, match=r"set \['seed'\] as keys of \[\[benchmarks\]\]"):
+        load_plan(p)
 
 
 def test_committed_plans_parse() -> None:
     for name in ("general", "in-domain"):
         plan = load_plan(REPO / "benchmarks" / "study" / f"{name}.toml")
         assert plan_cells(plan)
+
+
+def test_committed_plans_build_shared_benchmarks_alike() -> None:
+    """The in-domain report sets general fine-tunes beside its own only on identical builds."""
+    general, in_domain = (
+        load_plan(REPO / "benchmarks" / "study" / f"{n}.toml") for n in ("general", "in-domain")
+    )
+    spec = {b.name: b for b in general.benchmarks}
+    for b in in_domain.benchmarks:
+        g = spec[b.name]
+        assert (b.builder, b.source, b.sample_queries, b.seed, b.options) == (
+            g.builder,
+            g.source,
+            g.sample_queries,
+            g.seed,
+            g.options,
+        ), b.name
 
 
 def test_balanced_order(tmp_path: Path) -> None:
@@ -309,6 +332,27 @@ def test_suggest_steps() -> None:
         {"step": [0, 50, 100, 150, 200], "MRR@10/mono": [0.5, 0.6, 0.65, 0.652, 0.651]}
     )
     assert suggest_steps(dev) == 100
+
+
+def test_baseline_reused_from_compare_with_plan(tmp_path: Path, tiny_model: Path) -> None:
+    """A baseline the compared plan stored (same model, build, precision) is copied, not rerun."""
+    from xeval.study.store import default_store
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plan_a = load_plan(write_plan(tmp_path / "a", tiny_model, baselines='["base"]'))
+    path_b = write_plan(tmp_path / "b", tiny_model, baselines='["base"]')
+    text = path_b.read_text().replace("[study]", '[study]\ncompare_with = ["../a/plan.toml"]')
+    path_b.write_text(text)
+    plan_b = load_plan(path_b)
+    for plan, work in ((plan_a, "wa"), (plan_b, "wb")):
+        opts = RunOptions(tmp_path / work, default_store(plan), max_cells=1, log=lambda m: None)
+        assert run_study(plan, opts).ran == ["eval/base/tiny"]
+    rec = Store(default_store(plan_b)).get("eval/base/tiny")
+    assert rec is not None and rec.meta["reused_from"]["plan_file"] == "../a/plan.toml"
+    assert not (tmp_path / "wb" / "tiny" / "runs").exists()  # nothing was encoded
+    a = Store(default_store(plan_a)).scores().drop("system", "seed")
+    assert a.equals(Store(default_store(plan_b)).scores().drop("system", "seed"))
 
 
 def test_report_sets_other_plans_beside(tmp_path: Path) -> None:

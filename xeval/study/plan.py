@@ -188,6 +188,11 @@ def _check(plan: Plan) -> None:
     for b in plan.benchmarks:
         if not (b.builder or b.path):
             raise XevalError(f"benchmark {b.name}: give builder or path")
+        clash = sorted({"seed", "sample_queries", "source"} & set(b.options))
+        if clash:
+            raise XevalError(
+                f"benchmark {b.name}: set {clash} as keys of [[benchmarks]], not options"
+            )
     for dc in plan.devcurves:
         if dc.source not in {s.name for s in plan.sources}:
             raise XevalError(f"devcurve.source {dc.source!r} is not a [[sources]] name")

@@ -115,6 +115,8 @@ class Runner:
         assert s is not None and cell.benchmark is not None
         model = self._train(s).model_dir if s.trained else baseline_model(self.plan, s.name)
         bench = self.bench(cell.benchmark)
+        if not s.trained and self._reuse_baseline(cell, model, bench):
+            return
         rundir = self.work / "runs" / cell.benchmark / s.name
         emb = self.work / "embeddings"
         scores = stages.evaluate(model, bench, rundir, emb, _eval_precision(self.plan))
@@ -127,6 +129,38 @@ class Runner:
             units=scores["unit_id"].n_unique(),
         )
         self.store.write(cell, meta, {"scores": scores}, {})
+
+    def _reuse_baseline(self, cell: Cell, model: str | Path, bench: Path) -> bool:
+        """Copy a baseline cell a ``compare_with`` plan already stored for the same model,
+        benchmark build and evaluation precision (its provenance says where it came from)."""
+        from xeval.study.plan import load_plan
+        from xeval.study.store import default_store
+
+        want = (
+            stages.model_fingerprint(model),
+            stages.benchmark_info(bench)["fingerprint"],
+            _eval_precision(self.plan),
+        )
+        for rel in self.plan.compare_with:
+            other = Store(default_store(load_plan(self.plan.path.parent / rel)))
+            rec = other.get(cell.id)
+            if rec is None or None in want[:2]:
+                continue
+            m = rec.meta
+            have = (
+                (m.get("model") or {}).get("fingerprint"),
+                (m.get("benchmark_info") or {}).get("fingerprint"),
+                m.get("eval_precision"),
+            )
+            if have == want:
+                made = ("cell", "created", "command", "versions", "platform")
+                meta = {k: v for k, v in m.items() if k not in made}
+                origin = {"plan_file": rel, "plan": m.get("plan"), "cell": cell.id}
+                origin |= {k: m.get(k) for k in made[1:]}
+                meta |= {"plan": self.plan.name, "reused_from": origin}
+                self.store.write(cell, meta, {"scores": rec.table("scores")}, {})
+                return True
+        return False
 
     def run_train(self, cell: Cell) -> None:
         assert cell.system is not None
