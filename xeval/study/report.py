@@ -137,7 +137,7 @@ def alpha_figure(points: pl.DataFrame, source: str, path: Path) -> Path | None:
 
     if points.height == 0 or points["alpha"].n_unique() < 2:
         return None
-    fig = Figure(figsize=(9, 3.2))
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
     axes = fig.subplots(1, 3)
     for ax, kind in zip(axes, an.KINDS, strict=True):
         sub = points.filter(pl.col("kind") == kind)
@@ -146,8 +146,9 @@ def alpha_figure(points: pl.DataFrame, source: str, path: Path) -> Path | None:
             ax.plot(s["alpha"], s["value"], marker="o", label=bench)
         ax.set_title(f"{kind}: {an.DECIDING[kind]}", fontsize=9)
         ax.set_xlabel("alpha (share of monolingual batches)", fontsize=8)
-    axes[0].legend(fontsize=6)
-    fig.suptitle(f"alpha curve, {source} (one seed)", fontsize=10, y=1.03)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=7)
+    fig.suptitle(f"alpha curve, {source} (one seed)", fontsize=10)
     return _save(fig, path)
 
 
