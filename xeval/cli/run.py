@@ -47,7 +47,9 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     type=click.Choice(["auto", "exact", "hnsw"]),
     default="auto",
     show_default=True,
-    help="Search: exact (batched matmul), hnsw (usearch) or auto (HNSW for pools over "
+    help="Search: exact (batched matmul), hnsw (usearch: f32, connectivity 32, a search "
+    "beam of 512 / 1,024 / 2,048 for pools up to 100k / 400k / more docs, recall@100 >= 0.99 "
+    "as measured; the index is stored and reused) or auto (HNSW for pools over "
     "--hnsw-threshold docs). Multi settings always rank exactly (exact language-bias "
     "ranks need every score).",
 )
