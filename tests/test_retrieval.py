@@ -214,9 +214,15 @@ def test_hnsw_recall_on_clustered_data() -> None:
 
 
 def test_choose_backend() -> None:
-    assert choose_backend("auto", 60_000, 100) == "hnsw"
+    assert choose_backend("auto", 1_000_001, 100) == "hnsw"
+    assert choose_backend("auto", 1_000_000, 100) == "exact"
     assert choose_backend("auto", 10_000, 100) == "exact"
     assert choose_backend("exact", 10**7, 100) == "exact"
+    from xeval.cli.run import run_cmd
+    from xeval.retrieval.search import HNSW_THRESHOLD
+
+    opt = next(o for o in run_cmd.params if o.name == "hnsw_threshold")
+    assert opt.default == HNSW_THRESHOLD
     with pytest.raises(XevalError, match="backend"):
         choose_backend("faiss", 10, 1)
 

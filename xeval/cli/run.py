@@ -56,7 +56,7 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option(
     "--hnsw-threshold",
     type=click.IntRange(min=0),
-    default=50_000,
+    default=1_000_000,  # = xeval.retrieval.search.HNSW_THRESHOLD (a test checks)
     show_default=True,
     help="Pool size above which --backend auto uses HNSW.",
 )

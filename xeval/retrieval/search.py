@@ -22,7 +22,8 @@ import numpy as np
 from xeval.errors import XevalError
 
 BACKENDS = ("auto", "exact", "hnsw")
-HNSW_THRESHOLD = 50_000  # "auto" uses HNSW for pools larger than this
+HNSW_THRESHOLD = 1_000_000  # "auto" uses HNSW for pools larger than this (scale.md: exact
+# ranks score every document anyway, so below 1M HNSW saves little and costs exactness)
 DEFAULT_MEMORY_MB = 256
 SCORE_CHUNK = 1024  # documents per matrix product in exact scoring (see block_scores)
 # HNSW search beam by pool size (benchmarks/results/scale.md, ANN quality): the smallest
