@@ -136,15 +136,18 @@ class Runner:
         from xeval.study.plan import load_plan
         from xeval.study.store import default_store
 
+        if not self.plan.compare_with:
+            return False
         want = (
             stages.model_fingerprint(model),
             stages.benchmark_info(bench)["fingerprint"],
             _eval_precision(self.plan),
         )
+        if None in want[:2]:  # e.g. bm25: nothing to prove the runs alike
+            return False
         for rel in self.plan.compare_with:
-            other = Store(default_store(load_plan(self.plan.path.parent / rel)))
-            rec = other.get(cell.id)
-            if rec is None or None in want[:2]:
+            rec = Store(default_store(load_plan(self.plan.path.parent / rel))).get(cell.id)
+            if rec is None:
                 continue
             m = rec.meta
             have = (
