@@ -221,7 +221,11 @@ def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
 
 
 def fake_store(
-    tmp: Path, shift: dict[str, float], source: str = "toy", extra: str = ""
+    tmp: Path,
+    shift: dict[str, float],
+    source: str = "toy",
+    extra: str = "",
+    seed_shift: dict[str, list[float]] | None = None,
 ) -> tuple[Path, Path]:
     """A store with eval cells of made-up per-unit scores (no model involved)."""
     import numpy as np
@@ -250,7 +254,9 @@ def fake_store(
         rows = []
         for kind in ("mono", "cross", "multi"):
             for lang in ("en", "de"):
+                by_seed = (seed_shift or {}).get(group, [0.0, 0.0])
                 v = base + shift.get(group, 0.0) + rng.normal(0, 0.01, size=base.size)
+                v = v + (by_seed[s.seed] if s.seed is not None else 0.0)
                 for u, x in enumerate(v):
                     lb = 5.0 if kind == "multi" else None
                     rows.append((f"u{u}", kind, lang, x, x, x, x, lb))
@@ -286,6 +292,25 @@ def test_report_from_store(tmp_path: Path, shift: dict[str, float], expected: st
     assert {p.name for p in rep.figures} >= {"bars-tiny.png", "alpha-toy.png"}
     html = (tmp_path / "rep" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(rep.figures)
+
+
+def test_verdict_counts_the_seeds(tmp_path: Path) -> None:
+    """A mean gain that one seed makes and the other undoes is no evidence: with the seeds
+    counted, the same +0.02 that is clear over units alone decides nothing."""
+    from xeval.study.report import build_report
+
+    shift = {"toy-hybrid-a0.5": 0.02, "toy-xx": 0.0, "toy-xy": 0.0}
+    plan_path, store = fake_store(tmp_path / "a", shift)
+    assert list(build_report(load_plan(plan_path), store, tmp_path / "ra").verdicts.values()) == [
+        "supports"
+    ]
+    plan_path, store = fake_store(
+        tmp_path / "b", shift, seed_shift={"toy-hybrid-a0.5": [0.06, -0.06]}
+    )
+    rep = build_report(load_plan(plan_path), store, tmp_path / "rb")
+    assert list(rep.verdicts.values()) == ["inconclusive"]
+    md = (tmp_path / "rb" / "report.md").read_text()
+    assert "| 2 v 2 |" in md and "seed-aware" in md
 
 
 def test_no_verdict_from_part_of_the_seeds(tmp_path: Path) -> None:
@@ -444,3 +469,40 @@ def test_git_commit_waits_for_the_index_lock(
                 {"scores": pl.DataFrame({"unit_id": ["u1"]})}, {})  # fmt: skip
     with pytest.raises(XevalError, match=r"index\.lock"):
         store.git_commit(Cell("eval", System("base"), "tiny2"), tries=2)
+
+
+def test_seed_aware_t_is_paired_t_with_one_seed() -> None:
+    import numpy as np
+    from scipy import stats as sst
+
+    from xeval.compare.stats import seed_aware_t
+
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 1, size=(1, 80))
+    b = a + rng.normal(0.03, 0.1, size=(1, 80))
+    r = seed_aware_t(a, b)
+    ref = sst.ttest_rel(b[0], a[0])
+    ci = ref.confidence_interval()
+    assert r.p == pytest.approx(ref.pvalue) and r.df == 79 and r.seed_share == 0
+    assert (r.ci_low, r.ci_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_seed_aware_t_holds_its_level_under_seed_noise() -> None:
+    """Two strategies that are equal except for seed-to-seed shifts (3 seeds each): the
+    unit-only paired t on seed means rejects far too often, the seed-aware t near 5 %."""
+    import numpy as np
+    from scipy import stats as sst
+
+    from xeval.compare.stats import seed_aware_t
+
+    rng = np.random.default_rng(7)
+    n, k, sims = 200, 3, 400
+    seed_aware = unit_only = 0
+    for _ in range(sims):
+        unit = rng.uniform(0.2, 0.8, size=n)
+        xa = unit + rng.normal(0, 0.01, size=(k, 1)) + rng.normal(0, 0.05, size=(k, n))
+        xb = unit + rng.normal(0, 0.01, size=(k, 1)) + rng.normal(0, 0.05, size=(k, n))
+        seed_aware += seed_aware_t(xa, xb).p < 0.05
+        unit_only += sst.ttest_rel(xb.mean(0), xa.mean(0)).pvalue < 0.05
+    assert unit_only / sims > 0.25
+    assert 0.01 <= seed_aware / sims <= 0.08

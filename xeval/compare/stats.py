@@ -20,6 +20,11 @@ Tests and how they map onto ranx's ``compare(stat_test=...)``:
 
 Corrections: Holm and Bonferroni are small hand-written functions (statsmodels is not a
 dependency); Benjamini-Hochberg is ``scipy.stats.false_discovery_control``.
+
+Seeds: :func:`seed_aware_t` tests a difference between two systems that each have seed
+replicas (seeds x units score matrices), counting both independent units; the study
+report uses it. Written here by hand: scipy and statsmodels have no crossed unit-by-seed
+test of this form (a mixed model would be the heavier alternative).
 """
 
 from __future__ import annotations
@@ -219,3 +224,48 @@ def bootstrap_ci(
         random_state=np.random.default_rng(seed),
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+@dataclass(frozen=True)
+class SeedAwareT:
+    """Difference b − a of two systems' seed-averaged unit scores, with its t inference."""
+
+    diff: float
+    se: float
+    df: float
+    p: float
+    ci_low: float
+    ci_high: float
+    seed_share: float  # share of the variance that comes from the seeds
+
+
+def seed_aware_t(xa: np.ndarray, xb: np.ndarray) -> SeedAwareT:
+    """t inference on mean(xb) − mean(xa) for (seeds x units) score matrices.
+
+    The variance of the difference has three parts, each estimated from the data: the
+    between-unit variance of the paired, seed-averaged unit differences over n units, and
+    for each system with k >= 2 seeds the between-seed variance of its mean score over
+    those units, over k. Degrees of freedom: Welch-Satterthwaite. The seed-by-unit
+    interaction enters both the unit and the seed parts (a little conservative); a system
+    with one seed adds no seed part (a fixed model such as the base, or seed spread
+    unknown). With one seed each it is the paired t-test. The design follows the advice
+    to count every source of variation a rerun would change (Bouthillier et al., 2021,
+    "Accounting for variance in machine learning benchmarks").
+    """
+    d = xb.mean(axis=0) - xa.mean(axis=0)
+    n = d.size
+    parts = [(float(d.var(ddof=1)) / n, n - 1)]
+    for x in (xa, xb):
+        if x.shape[0] >= 2:
+            parts.append((float(x.mean(axis=1).var(ddof=1)) / x.shape[0], x.shape[0] - 1))
+    var = sum(v for v, _ in parts)
+    diff = float(d.mean())
+    if var <= 1e-24:
+        return SeedAwareT(
+            diff, 0.0, float(n - 1), 1.0 if abs(diff) <= 1e-12 else 0.0, diff, diff, 0.0
+        )
+    df = var**2 / sum(v**2 / k for v, k in parts if v > 0)
+    se = var**0.5
+    half = float(_st.t.ppf(0.975, df)) * se
+    p = float(2 * _st.t.sf(abs(diff) / se, df))
+    return SeedAwareT(diff, se, float(df), p, diff - half, diff + half, 1 - parts[0][0] / var)

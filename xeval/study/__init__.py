@@ -5,6 +5,6 @@
 - :mod:`xeval.study.stages`   the one adapter to the library (pairs, fine-tune, run, evaluate);
 - :mod:`xeval.study.store`    the results store (one atomic folder per finished cell);
 - :mod:`xeval.study.runner`   resumable execution (:func:`run_study`, :func:`study_status`);
-- :mod:`xeval.study.analysis` seed means, unit-level tests with Holm, bootstrap CIs, verdicts;
+- :mod:`xeval.study.analysis` seed means, seed-aware unit-level tests with Holm and t intervals, verdicts;
 - :mod:`xeval.study.report`   Markdown + self-contained HTML with figures, from the store alone.
 """

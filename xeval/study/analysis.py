@@ -3,30 +3,28 @@
 - headline: per (benchmark, kind, group, metric) the mean over seeds of the seed's
   score (mean over query languages of the mean over units) and the seed spread (SD);
 - tests: per comparison (hybrid vs X-X / X-Y / base, X-X and X-Y vs base) on question
-  units: each unit's score is averaged over its query languages, then over the seeds of
-  a system, and the two systems are compared by a paired t-test on the units both hold
-  (:func:`xeval.compare.stats.paired_t`); Holm across every test of the report;
-  effect = mean difference with a 95 % bootstrap CI over units
-  (``scipy.stats.bootstrap``, percentile, 1,000 resamples, seed 0);
+  units, seed-aware: each seed's unit score is the mean over the unit's query languages;
+  the difference of the two systems' seed-averaged unit scores has a standard error that
+  adds the between-unit variance of the paired differences to each system's between-seed
+  variance of its mean (:func:`xeval.compare.stats.seed_aware_t`), with Welch-Satterthwaite degrees of
+  freedom; p-value and 95 % CI come from that t; Holm across every test of the report.
+  With one seed per system it is the paired t-test on units;
 - verdict per (training source, domain), by :data:`VERDICT_RULE`.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats as sst
 
-from xeval.compare.stats import holm, paired_t
+from xeval.compare.stats import holm, seed_aware_t
 from xeval.study.stages import METRICS
 from xeval.tables import KINDS
 
 DECIDING = {"mono": "MRR@10", "cross": "MRR@10", "multi": "MAP"}
 MARGIN = 0.01
-BOOTSTRAP_RESAMPLES = 1000
 VERDICT_RULE = (
     f"For each benchmark of the domain and each setting kind (metric: MRR@10 for mono and "
     f"cross, MAP for multi), hybrid is compared with X-X and with X-Y on question units. "
@@ -35,7 +33,8 @@ VERDICT_RULE = (
     f"≥ −{MARGIN} (hybrid at least as good as both, up to the margin), and hybrid better "
     f"than at least one of them somewhere with Holm p < 0.05. **inconclusive**: otherwise. "
     f"**incomplete**: a planned cell is missing (every seed of hybrid, X-X and X-Y on every "
-    f"benchmark of the domain): no verdict from part of the seeds."
+    f"benchmark of the domain): no verdict from part of the seeds. Tests and CIs count both "
+    f"independent units: question units and training seeds (:func:`xeval.compare.stats.seed_aware_t`)."
 )
 
 
@@ -77,14 +76,12 @@ def headline(scores: pl.DataFrame) -> pl.DataFrame:
 
 
 def unit_scores(scores: pl.DataFrame) -> pl.DataFrame:
-    """benchmark, kind, group, unit_id, metric columns: over query languages, then seeds."""
+    """benchmark, kind, group, system, unit_id, metric columns: mean over query languages.
+
+    One row per seed (``system``) and unit; :func:`compare` averages the seeds itself.
+    """
     agg = [pl.col(m).mean() for m in METRICS]
-    return (
-        scores.group_by("benchmark", "kind", "group", "system", "unit_id")
-        .agg(agg)
-        .group_by("benchmark", "kind", "group", "unit_id")
-        .agg(agg)
-    )
+    return scores.group_by("benchmark", "kind", "group", "system", "unit_id").agg(agg)
 
 
 @dataclass(frozen=True)
@@ -104,42 +101,40 @@ class Test:
     ci_high: float
     p: float
     p_holm: float = float("nan")
+    n_seeds: tuple[int, int] = (1, 1)
+    seed_share: float = 0.0
 
 
-def bootstrap_ci(d: np.ndarray) -> tuple[float, float]:
-    """95 % percentile bootstrap CI of the mean difference over units."""
-    if d.size < 2 or np.allclose(d, d[0]):
-        return float(d.mean()), float(d.mean())
-    seed = (
-        {"rng": np.random.default_rng(0)}
-        if "rng" in inspect.signature(sst.bootstrap).parameters
-        else {"random_state": 0}  # scipy < 1.15
+def _matrix(sel: pl.DataFrame, group: str, metric: str, units: list[str]) -> np.ndarray:
+    wide = (
+        sel.filter(pl.col("group") == group)
+        .pivot(on="unit_id", index="system", values=metric)
+        .sort("system")
     )
-    res = sst.bootstrap(
-        (d,),
-        np.mean,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        method="percentile",
-        vectorized=True,
-        **seed,
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return wide.select(units).to_numpy().astype(np.float64)
 
 
 def compare(units: pl.DataFrame, bench: str, kind: str, metric: str, a: str, b: str) -> Test | None:
-    """Paired test of group b against group a on their shared units (None if < 2)."""
-    sel = units.filter((pl.col("benchmark") == bench) & (pl.col("kind") == kind))
-    left = sel.filter(pl.col("group") == a).select("unit_id", va=pl.col(metric))
-    right = sel.filter(pl.col("group") == b).select("unit_id", vb=pl.col(metric))
-    both = left.join(right, on="unit_id").drop_nulls()
-    if both.height < 2:
+    """Seed-aware test of group b against group a on the units every seed of both holds."""
+    sel = units.filter((pl.col("benchmark") == bench) & (pl.col("kind") == kind)).drop_nulls(metric)
+    per_group = (
+        sel.filter(pl.col("group").is_in([a, b])).group_by("group", "unit_id").agg(n=pl.len())
+    )
+    seeds = sel.group_by("group").agg(k=pl.col("system").n_unique())
+    k = dict(seeds.iter_rows())
+    if a not in k or b not in k:
         return None
-    va, vb = both["va"].to_numpy(), both["vb"].to_numpy()
-    t = paired_t(va, vb)
-    lo, hi = bootstrap_ci(vb - va)
+    full = per_group.filter(pl.col("n") == pl.col("group").replace_strict(k, default=0))
+    shared = full.group_by("unit_id").agg(pl.len()).filter(pl.col("len") == 2)
+    ids = sorted(shared["unit_id"].to_list())
+    if len(ids) < 2:
+        return None
+    xa, xb = _matrix(sel, a, metric, ids), _matrix(sel, b, metric, ids)
+    r = seed_aware_t(xa, xb)
     return Test(
-        bench, kind, metric, a, b, both.height, float(va.mean()), float(vb.mean()),
-        float((vb - va).mean()), lo, hi, t.p_value,
+        bench, kind, metric, a, b, len(ids), float(xa.mean()), float(xb.mean()),
+        r.diff, r.ci_low, r.ci_high, r.p, n_seeds=(xa.shape[0], xb.shape[0]),
+        seed_share=r.seed_share,
     )  # fmt: skip
 
 

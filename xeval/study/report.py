@@ -2,7 +2,7 @@
 
 Sections: what is stored and what is missing; the verdict per (training source, domain)
 with its rule; per benchmark the headline table (mean over seeds ± seed SD); the
-unit-level tests (Holm across the whole report, bootstrap CIs); seen vs unseen training
+seed-aware unit-level tests (Holm across the whole report, t intervals); seen vs unseen training
 languages; the alpha curve; the dev curve; the overlap guard's figures.
 """
 
@@ -319,6 +319,12 @@ def _headline_blocks(head: pl.DataFrame, bench: str) -> list[Block]:
     return [("table", ["kind", "system", "seeds", *METRICS], rows)]
 
 
+TEST_HEADER = [
+    "kind", "metric", "difference", "units", "mean diff", "95 % CI", "p", "p (Holm)", "seeds",
+    "seed var",
+]  # fmt: skip
+
+
 def _test_rows(tests: list[an.Test], bench: str) -> list[list[Any]]:
     rows = []
     for t in tests:
@@ -328,6 +334,7 @@ def _test_rows(tests: list[an.Test], bench: str) -> list[list[Any]]:
         rows.append([
             t.kind, t.metric, f"{t.b} − {t.a}", t.n_units, _f(t.diff, t.metric) + star,
             f"[{_f(t.ci_low, t.metric)}, {_f(t.ci_high, t.metric)}]", f"{t.p:.2g}", f"{t.p_holm:.2g}",
+            "{} v {}".format(*t.n_seeds), f"{t.seed_share:.0%}",
         ])  # fmt: skip
     return rows
 
@@ -472,10 +479,14 @@ def _main_sections(
             rows.append([name, src.domain, domain, side, ", ".join(benches), shown])
     hdr = ["training source", "its domain", "evaluated domain", "training", "benchmarks", "verdict"]
     blocks.append(("table", hdr, rows))
-    blocks.append(("p", "Tests: paired t on question units (unit score = mean over its query "
-                        "languages, then over a system's seeds), Holm across all "
-                        f"{len(tests)} tests of this report; effect = mean difference with a 95 % "
-                        "percentile bootstrap CI over units (1,000 resamples); * = Holm p < 0.05. "
+    blocks.append(("p", "Tests: seed-aware t on question units (a unit's score is the mean over "
+                        "its query languages; a system's unit score the mean over its seeds; the "
+                        "standard error adds the between-unit variance of the paired differences "
+                        "to each system's between-seed variance of its mean, Welch-Satterthwaite "
+                        "degrees of freedom), Holm across all "
+                        f"{len(tests)} tests of this report; effect = mean difference with its "
+                        "95 % t interval; seeds = seeds of the two systems; seed var = share of "
+                        "the difference's variance that comes from the seeds; * = Holm p < 0.05. "
                         "LB: lower is better, so a negative difference favours the second system."))  # fmt: skip
     per_sys = _per_system(scores)
     for bench in plan.benchmarks:
@@ -488,8 +499,7 @@ def _main_sections(
             blocks.append(("img", f, f"{bench.name}: deciding metric per kind"))
         rows = _test_rows(tests, bench.name)
         if rows:
-            hdr = ["kind", "metric", "difference", "units", "mean diff", "95 % CI", "p", "p (Holm)"]
-            blocks.append(("table", hdr, rows))
+            blocks.append(("table", TEST_HEADER, rows))
     blocks.append(("h2", "Seen vs unseen languages"))
     blocks += _seen_blocks(plan, store, scores)
     blocks.append(("h2", "Alpha curve"))
