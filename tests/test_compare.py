@@ -253,6 +253,39 @@ def test_seed_grouping(tmp_path: Path) -> None:
     np.testing.assert_allclose(got["value"], got["value_ref"])
 
 
+def test_paired_t_counts_the_seeds(tmp_path: Path) -> None:
+    """Replicas that disagree widely (seed qualities 0.3 / 0.6 / 0.45) make the paired t
+    seed-aware: a larger p and a wider interval than the unit-only test on seed means."""
+    root = tmp_path / "runs"
+    write_run(root, "xx", "xx", 0.35, seed=0)
+    write_run(root, "xy", "xy", 0.45, seed=0)
+    for s, q in enumerate((0.3, 0.6, 0.45)):
+        write_run(root, f"hybrid-seed{s}", "hybrid", q, seed=s)
+    opts = CompareOptions(metrics=("MRR@10",), unit="query", correction="none")
+    res = compare_folder(root, opts).results.filter(pl.col("kind") == "mono")
+    with_hybrid = (pl.col("system_a") == "hybrid") | (pl.col("system_b") == "hybrid")
+    plain = res.filter(~with_hybrid).row(0, named=True)
+    assert plain["method"].startswith("t, df=")  # one seed each: the ordinary paired t
+    for r in res.filter(with_hybrid).iter_rows(named=True):
+        assert r["method"].startswith("seed-aware t (3 v 1 seeds")
+        other = r["system_b"] if r["system_a"] == "hybrid" else r["system_a"]
+        unit_only = xs.mean_difference_ci(*_unit_columns(root, other))
+        assert r["ci_high"] - r["ci_low"] > unit_only[2] - unit_only[1]
+
+
+def _unit_columns(root: Path, a: str) -> tuple[np.ndarray, np.ndarray]:
+    """Seed-averaged per-query MRR@10 (mono) of system ``a`` and of hybrid."""
+    systems = {s.name: s for s in group_seeds(load_runs(root, ["MRR@10"]))}
+
+    def col(name: str) -> np.ndarray:
+        df = systems[name].per_query.filter(pl.col("kind") == "mono")
+        return (
+            df.group_by("query_id").agg(pl.col("value").mean()).sort("query_id")["value"].to_numpy()
+        )
+
+    return col(a), col("hybrid")
+
+
 def test_same_seed_twice_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     f = per_query_frame(0.5, 0)

@@ -12,7 +12,10 @@ comparison with earlier reports). With ``by="pair"`` each setting is tested on i
 Seeds: replicas of a system (runs identical but for the seed) enter as their per-unit
 mean; the spread of a system's score over its seeds (std of the replicas' macro-averages)
 is reported beside each difference, and a warning is raised when a difference between two
-systems is smaller than that spread.
+systems is smaller than that spread. With ``paired-t`` and replicas on either side the test
+counts the seeds too (:func:`xeval.compare.stats.seed_aware_t`: unit and seed variance,
+Welch-Satterthwaite df), and so does the t interval; the other tests and the bootstrap
+interval see the units only.
 
 Intervals: a t-based 95 % interval of the mean difference and a paired BCa bootstrap
 interval over the same units (``scipy.stats.bootstrap``, seeded).
@@ -202,7 +205,8 @@ def compare_systems(
     for metric in options.metrics:
         for unit in _units(systems[0].per_query, metric, options.by):
             matrix = _paired_matrix(systems, metric, unit, options, units)
-            rows.extend(_test_unit(matrix, systems, pairs, metric, unit, options))
+            seeded = _replica_matrices(systems, metric, unit, options, units)
+            rows.extend(_test_unit(matrix, systems, pairs, metric, unit, options, seeded))
     if not rows:
         raise XevalError(f"nothing to compare: metrics {list(options.metrics)} have no values")
     results = _with_seed_spread(_correct(pl.DataFrame(rows), options), scores)
@@ -351,6 +355,29 @@ def _paired_matrix(
     return np.column_stack(cols)
 
 
+def _replica_matrices(
+    systems: Sequence[System],
+    metric: str,
+    unit: dict[str, str],
+    options: CompareOptions,
+    units: pl.DataFrame | None,
+) -> list[np.ndarray] | None:
+    """Per system a (replicas x pairing units) matrix, for the seed-aware paired t; None
+    when no system has replicas or the test is not ``paired-t``."""
+    if options.test != "paired-t" or all(s.n_runs < 2 for s in systems):
+        return None
+    out = []
+    for s in systems:
+        rows = []
+        for r in s.runs:
+            vals = paired_values(
+                _select(r.per_query, metric, unit, options.by), str(options.unit), units
+            )
+            rows.append(vals["value"].to_numpy())
+        out.append(np.vstack(rows))
+    return out
+
+
 def _pair_test(
     a: np.ndarray, b: np.ndarray, options: CompareOptions, tukey: Any, ij: tuple[int, int]
 ) -> stats.TestResult:
@@ -371,6 +398,7 @@ def _test_unit(
     metric: str,
     unit: dict[str, str],
     options: CompareOptions,
+    seeded: list[np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     hib = higher_is_better(metric)
     tukey = stats.tukey_hsd(matrix.T) if options.test == "tukey" else None
@@ -379,6 +407,12 @@ def _test_unit(
         a, b = matrix[:, i], matrix[:, j]
         res = _pair_test(a, b, options, tukey, (i, j))
         delta, lo, hi = stats.mean_difference_ci(a, b)
+        if seeded is not None and max(len(seeded[i]), len(seeded[j])) >= 2:
+            sa = stats.seed_aware_t(seeded[i], seeded[j])
+            k = f"{len(seeded[i])} v {len(seeded[j])} seeds"
+            t = sa.diff / sa.se if sa.se > 0 else 0.0
+            res = stats.TestResult(t, sa.p, f"seed-aware t ({k}, df {sa.df:.1f})")
+            lo, hi = sa.ci_low, sa.ci_high
         b_lo, b_hi = stats.bootstrap_ci(a, b, options.bootstrap, options.seed)
         w, t, l_ = stats.win_tie_loss(a, b, higher_is_better=hib)
         better = "=" if abs(delta) <= 1e-12 else ("B" if (delta > 0) == hib else "A")

@@ -204,6 +204,12 @@ def describe(comp: Comparison) -> str:
         f"{o.by}; {n} comparisons, p-values corrected with {o.correction} across all of "
         f"them; α = {o.alpha}: {sig} significant. W/T/L = {PLURAL[comp.unit]} where B beats / ties "
         "/ loses to A; seed sd = std over seed replicas (! when larger than |Δ|)"
+        + (
+            "; paired t with seed replicas is seed-aware (unit and seed variance, its t "
+            "interval too; the bootstrap interval counts units only)"
+            if o.test == "paired-t" and any(s.n_runs > 1 for s in comp.systems)
+            else ""
+        )
         + ("; LB: lower is better." if "LB" in o.metrics else ".")
     )
 
