@@ -105,50 +105,53 @@ class Test:
     seed_share: float = 0.0
 
 
-def _matrix(sel: pl.DataFrame, group: str, metric: str, units: list[str]) -> np.ndarray:
-    wide = (
-        sel.filter(pl.col("group") == group)
-        .pivot(on="unit_id", index="system", values=metric)
-        .sort("system")
-    )
-    return wide.select(units).to_numpy().astype(np.float64)
+def _cubes(units: pl.DataFrame) -> dict[tuple[str, str, str], np.ndarray]:
+    """Per (benchmark, kind, group): a (seeds x units x metrics) array, NaN where missing;
+    within a benchmark and kind every group shares one unit axis."""
+    out: dict[tuple[str, str, str], np.ndarray] = {}
+    for (bench, kind), part in units.partition_by("benchmark", "kind", as_dict=True).items():
+        ids = np.unique(part["unit_id"].to_numpy())
+        for (group,), rows in part.partition_by("group", as_dict=True).items():
+            systems = np.unique(rows["system"].to_numpy())
+            cube = np.full((systems.size, ids.size, len(METRICS)), np.nan)
+            s_idx = np.searchsorted(systems, rows["system"].to_numpy())
+            u_idx = np.searchsorted(ids, rows["unit_id"].to_numpy())
+            cube[s_idx, u_idx, :] = rows.select(METRICS).to_numpy().astype(np.float64)
+            out[(str(bench), str(kind), str(group))] = cube
+    return out
 
 
-def compare(units: pl.DataFrame, bench: str, kind: str, metric: str, a: str, b: str) -> Test | None:
-    """Seed-aware test of group b against group a on the units every seed of both holds."""
-    sel = units.filter((pl.col("benchmark") == bench) & (pl.col("kind") == kind)).drop_nulls(metric)
-    per_group = (
-        sel.filter(pl.col("group").is_in([a, b])).group_by("group", "unit_id").agg(n=pl.len())
-    )
-    seeds = sel.group_by("group").agg(k=pl.col("system").n_unique())
-    k = dict(seeds.iter_rows())
-    if a not in k or b not in k:
+def compare(xa: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(seeds x units) matrices of two groups restricted to the units every seed of both
+    scored; None when fewer than two such units."""
+    ok = ~np.isnan(xa).any(axis=0) & ~np.isnan(xb).any(axis=0)
+    if ok.sum() < 2:
         return None
-    full = per_group.filter(pl.col("n") == pl.col("group").replace_strict(k, default=0))
-    shared = full.group_by("unit_id").agg(pl.len()).filter(pl.col("len") == 2)
-    ids = sorted(shared["unit_id"].to_list())
-    if len(ids) < 2:
-        return None
-    xa, xb = _matrix(sel, a, metric, ids), _matrix(sel, b, metric, ids)
-    r = seed_aware_t(xa, xb)
-    return Test(
-        bench, kind, metric, a, b, len(ids), float(xa.mean()), float(xb.mean()),
-        r.diff, r.ci_low, r.ci_high, r.p, n_seeds=(xa.shape[0], xb.shape[0]),
-        seed_share=r.seed_share,
-    )  # fmt: skip
+    return xa[:, ok], xb[:, ok]
 
 
 def run_tests(units: pl.DataFrame, pairs: list[tuple[str, str, str]]) -> list[Test]:
-    """Every (benchmark, a, b) x kind x metric test; Holm over all of them."""
+    """Every (benchmark, a, b) x kind x metric seed-aware test; Holm over all of them."""
+    cubes = _cubes(units)
     tests = []
     for bench, a, b in pairs:
         for kind in KINDS:
-            for metric in METRICS:
+            ca, cb = cubes.get((bench, kind, a)), cubes.get((bench, kind, b))
+            if ca is None or cb is None:
+                continue
+            for m, metric in enumerate(METRICS):
                 if metric == "LB" and kind != "multi":
                     continue
-                t = compare(units, bench, kind, metric, a, b)
-                if t is not None:
-                    tests.append(t)
+                both = compare(ca[:, :, m], cb[:, :, m])
+                if both is None:
+                    continue
+                xa, xb = both
+                r = seed_aware_t(xa, xb)
+                tests.append(Test(
+                    bench, kind, metric, a, b, xa.shape[1], float(xa.mean()), float(xb.mean()),
+                    r.diff, r.ci_low, r.ci_high, r.p, n_seeds=(xa.shape[0], xb.shape[0]),
+                    seed_share=r.seed_share,
+                ))  # fmt: skip
     adj = holm([t.p for t in tests]) if tests else []
     return [
         Test(**{**t.__dict__, "p_holm": float(p)})  # type: ignore[arg-type]
