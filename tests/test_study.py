@@ -163,6 +163,7 @@ def test_waits_for_steps(tmp_path: Path, tiny_model: Path) -> None:
     p.write_text(p.read_text().replace("steps = 3", "steps = 0"))
     st = study_status(load_plan(p), tmp_path / "store")
     assert all("not decided" in why for _, why in st.pending)
+    assert st.untimed == len(st.pending) and "cells untimed" in st.summary()
 
 
 def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
@@ -204,6 +205,15 @@ def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     card = json.loads((store / "cells" / first / "card.json").read_text())
     assert card["training"]["global_step"] == 3
     assert pl.read_parquet(store / "cells" / first / "loss.parquet").height >= 1
+
+    # each cell records its cost; status estimates the cells left from them
+    secs = [json.loads(m.read_text())["seconds"] for m in sorted(store.rglob("result.json"))]
+    assert len(secs) == 2 and all(x > 0 for x in secs)
+    more = plan.with_name("more.toml")
+    more.write_text(plan.read_text().replace("seeds = [0]\nsave", "seeds = [0, 1]\nsave"))
+    st = study_status(load_plan(more), store)
+    assert len(st.pending) == 2 and st.untimed == 0
+    assert st.left_s == pytest.approx(sum(secs))
 
     # the report reads the store alone (the work folders are gone)
     import shutil

@@ -72,6 +72,7 @@ class Runner:
         self.plan, self.opts = plan, opts
         self.store = Store(opts.store)
         self.work = opts.work / plan.name
+        self._started = time.perf_counter()
 
     # ---- shared pieces -----------------------------------------------------------------
     def bench(self, name: str) -> Path:
@@ -106,6 +107,8 @@ class Runner:
             "benchmark": cell.benchmark,
             "precision": self.plan.training.precision,
             "eval_precision": _eval_precision(self.plan),
+            "seconds": round(time.perf_counter() - self._started, 1),
+            "threads": _threads(),
             **extra,
         }
 
@@ -202,6 +205,7 @@ class Runner:
         self.store.write(cell, meta, {"loss": out.loss, "dev": out.dev}, {"card": out.card})
 
     def run_cell(self, cell: Cell) -> None:
+        self._started = time.perf_counter()
         {"eval": self.run_eval, "train": self.run_train, "devcurve": self.run_devcurve}[cell.kind](
             cell
         )
@@ -211,6 +215,12 @@ def _spec(obj: Any) -> dict[str, Any]:
     import dataclasses
 
     return dataclasses.asdict(obj)
+
+
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def _eval_precision(plan: Plan) -> str:
@@ -253,10 +263,15 @@ class StatusResult:
     store: Path
     done: list[str]
     pending: list[tuple[str, str]]
+    left_s: float = 0.0  # estimated seconds for the pending cells with a timed peer
+    untimed: int = 0  # pending cells with no stored cell of their kind and benchmark timed
 
     def summary(self) -> str:
         lines = [f"study {self.plan} ({self.store}): {len(self.done)} done, "]
         lines[0] += f"{len(self.pending)} to run"
+        if self.pending:
+            lines[0] += f"; ≈ {self.left_s / 3600:.1f} h of work left at the stored cells' times"
+            lines[0] += f" ({self.untimed} cells untimed)" if self.untimed else ""
         by_kind: dict[str, list[int]] = {}
         for c in self.done:
             by_kind.setdefault(c.split("/")[0], [0, 0])[0] += 1
@@ -272,8 +287,41 @@ def study_status(plan: Plan, store: Path) -> StatusResult:
     st = Store(store)
     cells = plan_cells(plan)
     done = [c.id for c in cells if st.done(c)]
-    pending = [(c.id, blocked(plan, c) or "") for c in cells if not st.done(c)]
-    return StatusResult(plan.name, store, done, pending)
+    todo = [c for c in cells if not st.done(c)]
+    pending = [(c.id, blocked(plan, c) or "") for c in todo]
+    times = _timings(st)
+    known = [times[_timing_key(c)] for c in todo if _timing_key(c) in times]
+    return StatusResult(plan.name, store, done, pending, sum(known), len(todo) - len(known))
+
+
+def _timing_key(cell: Cell) -> tuple[str, str]:
+    """Cells that cost alike: an evaluation by benchmark (BM25 apart), training by source."""
+    s = cell.system
+    if cell.kind == "eval":
+        return ("eval-bm25" if s and s.name == "bm25" else "eval", cell.benchmark or "")
+    return (cell.kind, (s.source if s else cell.source) or "")
+
+
+def _timings(st: Store) -> dict[tuple[str, str], float]:
+    """Median stored ``seconds`` per :func:`_timing_key` (cells stored without a timing,
+    or copied from another plan, are left out)."""
+    import statistics
+
+    seen: dict[tuple[str, str], list[float]] = {}
+    for kind in ("eval", "train", "devcurve"):
+        for rec in st.records(kind):
+            m = rec.meta
+            if m.get("seconds") is None or m.get("reused_from"):
+                continue
+            if kind == "eval":
+                key = (
+                    "eval-bm25" if m.get("system") == "bm25" else "eval",
+                    m.get("benchmark") or "",
+                )
+            else:
+                key = (kind, m.get("source") or "")
+            seen.setdefault(key, []).append(float(m["seconds"]))
+    return {k: statistics.median(v) for k, v in seen.items()}
 
 
 # ------------------------------------------------------------------ one call per command
