@@ -163,7 +163,7 @@ def test_waits_for_steps(tmp_path: Path, tiny_model: Path) -> None:
     p.write_text(p.read_text().replace("steps = 3", "steps = 0"))
     st = study_status(load_plan(p), tmp_path / "store")
     assert all("not decided" in why for _, why in st.pending)
-    assert st.untimed == len(st.pending) and "cells untimed" in st.summary()
+    assert st.untimed == len(st.pending) and "no estimate" in st.summary()
 
 
 def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:

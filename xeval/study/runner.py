@@ -269,7 +269,9 @@ class StatusResult:
     def summary(self) -> str:
         lines = [f"study {self.plan} ({self.store}): {len(self.done)} done, "]
         lines[0] += f"{len(self.pending)} to run"
-        if self.pending:
+        if self.pending and self.untimed == len(self.pending):
+            lines[0] += " (no stored cell like them is timed yet: no estimate)"
+        elif self.pending:
             lines[0] += f"; ≈ {self.left_s / 3600:.1f} h of work left at the stored cells' times"
             lines[0] += f" ({self.untimed} cells untimed)" if self.untimed else ""
         by_kind: dict[str, list[int]] = {}
