@@ -103,8 +103,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def bars_figure(head: pl.DataFrame, bench: str, groups: list[str], path: Path) -> Path | None:
-    """MRR@10 (mono, cross) and MAP (multi) per system, error bars = seed SD."""
+def bars_figure(
+    head: pl.DataFrame,
+    bench: str,
+    groups: list[str],
+    path: Path,
+    per_seed: pl.DataFrame | None = None,
+) -> Path | None:
+    """MRR@10 (mono, cross) and MAP (multi) per system, error bars = seed SD, and a dot per
+    seed where a system has several (``per_seed``: :func:`_per_system`)."""
     from matplotlib.figure import Figure
 
     sel = head.filter(pl.col("benchmark") == bench)
@@ -123,12 +130,36 @@ def bars_figure(head: pl.DataFrame, bench: str, groups: list[str], path: Path) -
         means = [v["mean"][0] if v.height else 0.0 for v in vals]
         sds = [(v["sd"][0] or 0.0) if v.height else 0.0 for v in vals]
         ax.bar(range(len(groups)), means, yerr=sds, color="#4c72b0", capsize=3)
+        if per_seed is not None:
+            _seed_dots(
+                ax,
+                per_seed.filter((pl.col("benchmark") == bench) & (pl.col("kind") == kind)),
+                groups,
+            )
         ax.set_xticks(range(len(groups)), groups, rotation=45, ha="right", fontsize=7)
         ax.set_title(f"{kind}: {metric}", fontsize=9)
         lo = min((m for m in means if m), default=0.0)
         ax.set_ylim(max(0.0, lo - 0.1), min(1.0, max(means) + 0.05) if means else 1.0)
-    fig.suptitle(f"{bench}: mean over seeds ± seed SD", fontsize=10, y=1.03)
+    fig.suptitle(f"{bench}: mean over seeds ± seed SD (dots: each seed)", fontsize=10, y=1.03)
     return _save(fig, path)
+
+
+def _seed_dots(ax: Any, per_seed: pl.DataFrame, groups: list[str]) -> None:
+    """One dot per seed of each system that has more than one."""
+    sub = an.with_groups(per_seed.with_columns(seed=pl.col("system").str.extract(r"-s(\d+)$")))
+    for x, g in enumerate(groups):
+        vals = sub.filter(pl.col("group") == g)["value"].to_list()
+        if len(vals) > 1:
+            offs = [(i - (len(vals) - 1) / 2) * 0.12 for i in range(len(vals))]
+            ax.scatter(
+                [x + o for o in offs],
+                vals,
+                s=14,
+                color="#dd8452",
+                edgecolors="black",
+                linewidths=0.4,
+                zorder=3,
+            )
 
 
 def alpha_figure(points: pl.DataFrame, source: str, path: Path) -> Path | None:
@@ -493,7 +524,9 @@ def _main_sections(
         blocks.append(("h2", f"{bench.name} ({bench.domain})"))
         blocks += _headline_blocks(head, bench.name)
         groups = sorted(head.filter(pl.col("benchmark") == bench.name)["group"].unique().to_list())
-        f = bars_figure(head, bench.name, groups, out / "figures" / f"bars-{bench.name}.png")
+        f = bars_figure(
+            head, bench.name, groups, out / "figures" / f"bars-{bench.name}.png", per_sys
+        )
         if f:
             figures.append(f)
             blocks.append(("img", f, f"{bench.name}: deciding metric per kind"))
