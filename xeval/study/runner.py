@@ -136,9 +136,6 @@ class Runner:
     def _reuse_baseline(self, cell: Cell, model: str | Path, bench: Path) -> bool:
         """Copy a baseline cell a ``compare_with`` plan already stored for the same model,
         benchmark build and evaluation precision (its provenance says where it came from)."""
-        from xeval.study.plan import load_plan
-        from xeval.study.store import default_store
-
         if not self.plan.compare_with:
             return False
         want = (
@@ -148,8 +145,8 @@ class Runner:
         )
         if None in want[:2]:  # e.g. bm25: nothing to prove the runs alike
             return False
-        for rel in self.plan.compare_with:
-            rec = Store(default_store(load_plan(self.plan.path.parent / rel))).get(cell.id)
+        for rel, other in _compare_with_stores(self.plan):
+            rec = other.get(cell.id)
             if rec is None:
                 continue
             m = rec.meta
@@ -292,8 +289,20 @@ def study_status(plan: Plan, store: Path) -> StatusResult:
     todo = [c for c in cells if not st.done(c)]
     pending = [(c.id, blocked(plan, c) or "") for c in todo]
     times = _timings(st)
+    for _, other in _compare_with_stores(plan):  # evaluations cost the same in any plan
+        times = {k: v for k, v in _timings(other).items() if k[0].startswith("eval")} | times
     known = [times[_timing_key(c)] for c in todo if _timing_key(c) in times]
     return StatusResult(plan.name, store, done, pending, sum(known), len(todo) - len(known))
+
+
+def _compare_with_stores(plan: Plan) -> list[tuple[str, Store]]:
+    """(plan file as written, its store) of each ``compare_with`` plan."""
+    from xeval.study.plan import load_plan
+    from xeval.study.store import default_store
+
+    return [
+        (rel, Store(default_store(load_plan(plan.path.parent / rel)))) for rel in plan.compare_with
+    ]
 
 
 def _timing_key(cell: Cell) -> tuple[str, str]:
