@@ -419,6 +419,9 @@ def test_baselines_bm25_skipped_when_absent(tmp_path: Path, tiny_model: Path) ->
     res = run_study(load_plan(path), opts)
     assert "eval/base/tiny" in res.ran
     assert "eval/bm25/tiny" in res.ran or [c for c, _ in res.skipped] == ["eval/bm25/tiny"]
+    for cell in res.ran:  # BM25 too records what it was: its run's fingerprint
+        rec = Store(tmp_path / "s").get(cell)
+        assert rec is not None and rec.meta["model"]["fingerprint"]
     assert [c for c, _ in res.waiting] == [
         "train/toy-hybrid-a0.5-s0",
         "eval/toy-hybrid-a0.5-s0/tiny",

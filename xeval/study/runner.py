@@ -125,7 +125,7 @@ class Runner:
         scores = stages.evaluate(model, bench, rundir, emb, _eval_precision(self.plan))
         meta = self._meta(
             cell,
-            model={"name": str(model), "fingerprint": stages.model_fingerprint(model)},
+            model={"name": str(model), "fingerprint": stages.run_model_fingerprint(rundir, model)},
             benchmark_info=stages.benchmark_info(bench),
             benchmark_spec=_spec(self.plan.benchmark(cell.benchmark)),
             metrics=list(stages.METRICS),

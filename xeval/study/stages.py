@@ -228,6 +228,17 @@ def per_unit(per_query: pl.DataFrame, bench_dir: Path) -> pl.DataFrame:
     return wide.select(*UNIT_KEYS, *[pl.col(m).cast(pl.Float32) for m in METRICS]).sort(UNIT_KEYS)
 
 
+def run_model_fingerprint(rundir: Path, model: str | Path) -> str | None:
+    """The model fingerprint the run recorded in its ``run.json`` (BM25's covers its
+    parameters, libraries and analyzers), else :func:`model_fingerprint`."""
+    try:
+        meta = json.loads((rundir / "run.json").read_text(encoding="utf-8"))
+        fp = (meta.get("model") or {}).get("fingerprint")
+    except (OSError, ValueError):
+        fp = None
+    return fp or model_fingerprint(model)
+
+
 def model_fingerprint(model: str | Path) -> str | None:
     """The fingerprint xeval records for a model (None when it cannot be read)."""
     try:
