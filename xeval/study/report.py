@@ -413,13 +413,23 @@ def _seen_blocks(plan: Plan, store: Store, scores: pl.DataFrame) -> list[Block]:
             continue
         names = [b.name for b in plan.benchmarks_of(src)]
         su = an.seen_unseen(scores.filter(pl.col("benchmark").is_in(names)), langs)
+        if su.height == 0:
+            continue
+        groups = sorted(su["group"].unique().to_list())
+        index = ["benchmark", "kind", "languages", "n_langs"]
+        wide = su.pivot(on="group", index=index, values="MRR@10").sort(index)
         rows = [
-            [r["benchmark"], r["kind"], r["group"], r["languages"], r["n_langs"], _f(r["MRR@10"])]
-            for r in su.iter_rows(named=True)
+            [*(r[c] for c in index), *(_f(r.get(g)) for g in groups)]
+            for r in wide.iter_rows(named=True)
         ]
         blocks += [
             ("h3", f"Seen vs unseen training languages ({src.name}: {', '.join(sorted(langs))})"),
-            ("table", ["benchmark", "kind", "system", "query languages", "n", "MRR@10"], rows),
+            (
+                "p",
+                "MRR@10 over the query languages of each kind (mean over seeds); n = "
+                "query languages.",
+            ),
+            ("table", ["benchmark", "kind", "query languages", "n", *groups], rows),
         ]
     return blocks
 
