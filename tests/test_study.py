@@ -158,6 +158,20 @@ def test_balanced_order(tmp_path: Path) -> None:
     assert ids[i + 1] == "eval/toy-xy-s1/tiny"
 
 
+def test_two_workers_share_a_plan(tmp_path: Path, tiny_model: Path) -> None:
+    """Two `xeval study run` on one plan and work folder: every cell runs exactly once."""
+    body = '[[strategies]]\nname = "xx"\n'
+    plan = write_plan(tmp_path, tiny_model, body, baselines='["base"]')
+    args = ("run", str(plan), "--store", str(tmp_path / "s"), "--work", str(tmp_path / "w"))
+    procs = [study(tmp_path, *args, "--poll", "0.5") for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    stored = [ln.split()[1] for out in outs for ln in out.splitlines() if ln.startswith("stored ")]
+    ids = [c.id for c in plan_cells(load_plan(plan))]
+    assert sorted(stored) == sorted(ids) and len(ids) == 5  # each cell once, none twice
+    assert all(Store(tmp_path / "s").done(c) for c in ids)
+
+
 def test_waits_for_steps(tmp_path: Path, tiny_model: Path) -> None:
     p = write_plan(tmp_path, tiny_model)
     p.write_text(p.read_text().replace("steps = 3", "steps = 0"))

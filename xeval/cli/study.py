@@ -48,13 +48,23 @@ def _request(plan: Path, store: Path | None, work: Path | None = None, **kw: Any
 @WORK
 @click.option("--git-commit", is_flag=True, help="Commit each finished cell's files at once.")
 @click.option("--max-cells", type=int, default=None, help="Stop after this many cells.")
-def run_cmd(plan: Path, store, work, git_commit: bool, max_cells: int | None) -> None:
-    """Run every cell of PLAN not yet in the store (a killed study continues)."""
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between looks for work while other workers hold the cells left.",
+)
+def run_cmd(plan: Path, store, work, git_commit: bool, max_cells: int | None, poll: float) -> None:
+    """Run every cell of PLAN not yet in the store (a killed study continues).
+
+    Start it more than once with the same --work (each with OMP_NUM_THREADS=1 on a small
+    machine) to run cells in parallel: each worker claims a cell before it runs it.
+    """
     from xeval.study.runner import run_plan
 
-    click.echo(
-        run_plan(_request(plan, store, work, git_commit=git_commit, max_cells=max_cells)).summary()
-    )
+    req = _request(plan, store, work, git_commit=git_commit, max_cells=max_cells, poll_s=poll)
+    click.echo(run_plan(req).summary())
 
 
 @study_cmd.command("devcurve")

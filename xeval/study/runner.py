@@ -5,17 +5,25 @@ re-run with the same plan skips those and continues with the next. A fine-tune k
 mid-way resumes from its last checkpoint in the work folder. Models are not stored: an
 eval cell whose model is missing from the work folder (another machine trained it)
 re-trains it there first, from the same seed and data, without rewriting its train cell.
+
+Several workers (``xeval study run`` started more than once with the same ``--work``,
+each best with ``OMP_NUM_THREADS=1``) share a plan: a worker claims a cell by locking
+``<work>/<plan>/claims/<cell>`` (the lock dies with its process), skips cells another
+worker holds and evaluations whose fine-tune is not stored yet, and waits for them
+before it exits, so the last fine-tune's evaluations are shared out too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xeval.errors import XevalError
+from xeval.provenance import target_lock
 from xeval.study import stages
 from xeval.study.cells import Cell, System, baseline_model, plan_cells
 from xeval.study.plan import Plan
@@ -35,6 +43,7 @@ class RunOptions:
     max_cells: int | None = None
     kinds: tuple[str, ...] = ("eval", "train", "devcurve")
     log: Callable[[str], None] = print
+    poll_s: float = 30.0  # how often a worker with nothing to do looks again
 
 
 @dataclass
@@ -75,6 +84,22 @@ class Runner:
         self._started = time.perf_counter()
 
     # ---- shared pieces -----------------------------------------------------------------
+    def claim_path(self, cell_id: str) -> Path:
+        return self.work / "claims" / cell_id.replace("/", "+")
+
+    @contextlib.contextmanager
+    def claim(self, cell_id: str, wait: bool = False) -> Iterator[bool]:
+        """Hold ``cell_id`` for this worker; yields False when another worker holds it."""
+        path = self.claim_path(cell_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with target_lock(path, wait=wait):
+                yield True
+        except XevalError as exc:
+            if "another xeval process" not in str(exc):
+                raise
+            yield False
+
     def bench(self, name: str) -> Path:
         return stages.benchmark_dir(self.plan.benchmark(name), self.work)
 
@@ -116,7 +141,11 @@ class Runner:
     def run_eval(self, cell: Cell) -> None:
         s = cell.system
         assert s is not None and cell.benchmark is not None
-        model = self._train(s).model_dir if s.trained else baseline_model(self.plan, s.name)
+        if s.trained:  # one worker (re)trains a model its work folder lacks; others wait
+            with self.claim(f"train/{s.name}", wait=True):
+                model = self._train(s).model_dir
+        else:
+            model = baseline_model(self.plan, s.name)
         bench = self.bench(cell.benchmark)
         if not s.trained and self._reuse_baseline(cell, model, bench):
             return
@@ -227,31 +256,58 @@ def _eval_precision(plan: Plan) -> str:
 def run_study(plan: Plan, opts: RunOptions) -> RunResult:
     """Run every cell of ``plan`` missing from the store (see the module docstring)."""
     runner = Runner(plan, opts)
-    cells = plan_cells(plan)
-    res = RunResult(plan.name, len(cells), sum(runner.store.done(c) for c in cells))
-    for cell in cells:
-        if runner.store.done(cell) or cell.kind not in opts.kinds:
-            continue
-        why = blocked(plan, cell)
-        if why:
-            res.waiting.append((cell.id, why))
-            continue
-        if opts.max_cells is not None and len(res.ran) >= opts.max_cells:
-            break
-        t = time.perf_counter()
-        try:
-            runner.run_cell(cell)
-        except XevalError as exc:
-            if cell.system is None or cell.system.trained or cell.system.name == "base":
-                raise
-            res.skipped.append((cell.id, str(exc)))  # e.g. bm25 absent from this build
-            opts.log(f"skipped {cell.id}: {exc}")
-            continue
-        res.ran.append(cell.id)
-        opts.log(f"stored {cell.id} ({time.perf_counter() - t:.1f} s)")
-        if opts.git_commit:
-            opts.log(f"  git: {runner.store.git_commit(cell)}")
-    return res
+    every = plan_cells(plan)
+    cells = [c for c in every if c.kind in opts.kinds]
+    res = RunResult(plan.name, len(every), sum(runner.store.done(c) for c in every))
+    res.waiting = [(c.id, w) for c in cells if not runner.store.done(c) and (w := blocked(plan, c))]
+    tried = {c for c, _ in res.waiting}
+    while True:
+        ran_before, busy = len(res.ran), False
+        for cell in cells:
+            if cell.id in tried or runner.store.done(cell):
+                continue
+            if opts.max_cells is not None and len(res.ran) >= opts.max_cells:
+                return res
+            if "train" in opts.kinds and _needs_training(runner, cell):
+                busy = True  # its fine-tune is running in another worker
+                continue
+            with runner.claim(cell.id) as mine:
+                if not mine:
+                    busy = True
+                    continue
+                if runner.store.done(cell):  # another worker finished it meanwhile
+                    continue
+                if not _run_one(runner, cell, res, opts):
+                    tried.add(cell.id)
+        if not busy:
+            return res
+        if len(res.ran) == ran_before:
+            time.sleep(opts.poll_s)
+
+
+def _needs_training(runner: Runner, cell: Cell) -> bool:
+    s = cell.system
+    return bool(
+        cell.kind == "eval" and s and s.trained and not runner.store.done(f"train/{s.name}")
+    )
+
+
+def _run_one(runner: Runner, cell: Cell, res: RunResult, opts: RunOptions) -> bool:
+    """Run and store one claimed cell; False when it was skipped (e.g. BM25 absent)."""
+    t = time.perf_counter()
+    try:
+        runner.run_cell(cell)
+    except XevalError as exc:
+        if cell.system is None or cell.system.trained or cell.system.name == "base":
+            raise
+        res.skipped.append((cell.id, str(exc)))  # e.g. bm25 absent from this build
+        opts.log(f"skipped {cell.id}: {exc}")
+        return False
+    res.ran.append(cell.id)
+    opts.log(f"stored {cell.id} ({time.perf_counter() - t:.1f} s)")
+    if opts.git_commit:
+        opts.log(f"  git: {runner.store.git_commit(cell)}")
+    return True
 
 
 @dataclass
@@ -348,6 +404,7 @@ class StudyRequest:
     git_commit: bool = False
     max_cells: int | None = None
     log: Callable[[str], None] = print
+    poll_s: float = 30.0
 
 
 def open_plan(req: StudyRequest) -> tuple[Plan, Path]:
@@ -373,6 +430,7 @@ def run_plan(
         max_cells=req.max_cells,
         kinds=kinds,
         log=req.log,
+        poll_s=req.poll_s,
     )
     return run_study(plan, opts)
 
