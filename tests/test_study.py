@@ -381,6 +381,10 @@ def test_suggest_steps() -> None:
         {"step": [0, 50, 100, 150, 200], "MRR@10/mono": [0.5, 0.6, 0.65, 0.652, 0.651]}
     )
     assert suggest_steps(dev) == 100
+    from xeval.study.report import suggestion_text
+
+    assert suggestion_text(dev) == "100" and suggestion_text(dev, 400) == "100"
+    assert suggestion_text(dev, 50).startswith("50 (the plateau rule says 100")
 
 
 def test_baseline_reused_from_compare_with_plan(tmp_path: Path, tiny_model: Path) -> None:

@@ -4,9 +4,9 @@ Sections (see ``benchmarks/study/*.toml`` for commented examples)::
 
     [study]       name, base_model, description, compare_with (plans whose fine-tunes
                   the report sets beside this plan's, on the benchmarks both evaluate)
-    [training]    steps, steps_from, batch_size, max_length, lr, warmup, scale,
-                  freeze_embeddings, precision, eval_precision, seeds, save_steps,
-                  logging_steps
+    [training]    steps, steps_from, steps_cap (the dev-curve suggestion's ceiling),
+                  batch_size, max_length, lr, warmup, scale, freeze_embeddings,
+                  precision, eval_precision, seeds, save_steps, logging_steps
     [[sources]]   name, pairs (a pair source of ``xeval pairs``), domain, options,
                   source (path), max_units, dev_units, benchmarks (names it is evaluated on),
                   steps / steps_from (override [training] for this source)
@@ -46,6 +46,7 @@ class Training:
 
     steps: int = 0
     steps_from: str = "not decided: run `xeval study devcurve` first"
+    steps_cap: int = 0  # ceiling on the dev-curve suggestion (0 = none)
     batch_size: int = 32
     max_length: int = 128
     lr: float = 3e-5

@@ -222,14 +222,22 @@ def suggest_steps(dev: pl.DataFrame, tol: float = 0.005) -> int | None:
     return int(steps[-1])
 
 
+def suggestion_text(dev: pl.DataFrame, cap: int = 0) -> str:
+    """:func:`suggest_steps`, held under the plan's ``steps_cap`` (0 = none), in words."""
+    s = suggest_steps(dev)
+    if s is not None and cap and s > cap:
+        return f"{cap} (the plateau rule says {s}; the plan caps it at {cap})"
+    return str(s)
+
+
 def devcurve_summary(plan: Plan, store: Store) -> str:
     lines = []
     for rec in store.records("devcurve"):
         dev = rec.table("dev")
         if dev is None:
             continue
-        s = suggest_steps(dev)
-        lines.append(f"dev curve {rec.id}: {dev.height} points; suggested steps: {s}")
+        text = suggestion_text(dev, plan.training.steps_cap)
+        lines.append(f"dev curve {rec.id}: {dev.height} points; suggested steps: {text}")
         lines += [
             "  step "
             + f"{r['step']:>5}: "
