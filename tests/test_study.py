@@ -313,6 +313,8 @@ def test_report_from_store(tmp_path: Path, shift: dict[str, float], expected: st
     assert "Missing cells (1): eval/toy-hybrid-a0.25-s0/tiny" in md
     assert "| mono | toy-hybrid-a0.5 | 2 |" in md  # two seeds averaged
     assert "p (Holm)" in md and "seen" in md
+    behind = md.split("### The tests behind the verdicts")[1].split("\n## ")[0]
+    assert behind.count("| tiny |") == 6  # 3 kinds x (hybrid - xx, hybrid - xy)
     assert {p.name for p in rep.figures} >= {"bars-tiny.png", "alpha-toy.png"}
     html = (tmp_path / "rep" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(rep.figures)

@@ -159,14 +159,25 @@ def run_tests(units: pl.DataFrame, pairs: list[tuple[str, str, str]]) -> list[Te
     ]
 
 
+def deciding_tests(
+    tests: list[Test], hybrid: str, rivals: list[str], benches: list[str]
+) -> list[Test]:
+    """The tests a verdict rests on: hybrid vs each rival, per benchmark and kind, on the
+    kind's deciding metric (:data:`DECIDING`)."""
+    return [
+        t
+        for t in tests
+        if t.b == hybrid
+        and t.a in rivals
+        and t.benchmark in benches
+        and t.metric == DECIDING[t.kind]
+    ]
+
+
 def verdict(tests: list[Test], hybrid: str, rivals: list[str], benches: list[str]) -> str:
     """supports / contradicts / inconclusive / incomplete by :data:`VERDICT_RULE`."""
     need = {(bn, k, r) for bn in benches for k in KINDS for r in rivals}
-    have = {
-        (t.benchmark, t.kind, t.a): t
-        for t in tests
-        if t.b == hybrid and t.a in rivals and t.metric == DECIDING[t.kind]
-    }
+    have = {(t.benchmark, t.kind, t.a): t for t in deciding_tests(tests, hybrid, rivals, benches)}
     if not need or not need <= set(have):
         return "incomplete"
     ts = [have[k] for k in need]

@@ -364,16 +364,17 @@ TEST_HEADER = [
 ]  # fmt: skip
 
 
-def _test_rows(tests: list[an.Test], bench: str) -> list[list[Any]]:
+def _test_rows(tests: list[an.Test], bench: str | None = None) -> list[list[Any]]:
+    """Rows of :data:`TEST_HEADER` for ``bench`` (all benchmarks, named first, if None)."""
     rows = []
     for t in tests:
-        if t.benchmark != bench:
+        if bench is not None and t.benchmark != bench:
             continue
         star = "*" if t.p_holm < 0.05 else ""
         rows.append([
-            t.kind, t.metric, f"{t.b} − {t.a}", t.n_units, _f(t.diff, t.metric) + star,
+            *([] if bench is not None else [t.benchmark]), t.kind, t.metric, f"{t.b} − {t.a}", t.n_units, _f(t.diff, t.metric) + star,
             f"[{_f(t.ci_low, t.metric)}, {_f(t.ci_high, t.metric)}]", f"{t.p:.2g}", f"{t.p_holm:.2g}",
-            "{} v {}".format(*t.n_seeds), f"{t.seed_share:.0%}",
+            f"{t.n_seeds[1]} v {t.n_seeds[0]}", f"{t.seed_share:.0%}",
         ])  # fmt: skip
     return rows
 
@@ -507,7 +508,7 @@ def _main_sections(
     figures: list[Path] = []
     verdicts: dict[str, str] = {}
     blocks += [("h2", "Verdicts"), ("p", an.VERDICT_RULE)]
-    rows = []
+    rows, deciding = [], []
     domains = {b.name: b.domain for b in plan.benchmarks}
     for p, src, benches_all in trained_sources(plan):
         g = _groups(p, src.name)
@@ -522,20 +523,25 @@ def _main_sections(
                 )
                 v = "incomplete" if missing else an.verdict(tests, g["hybrid"], rivals, benches)
                 shown = f"incomplete: {missing} of {total} cells missing" if missing else v
+                deciding += an.deciding_tests(tests, g["hybrid"], rivals, benches)
             side = "in-domain" if src.domain == domain else "zero-shot"
             verdicts[f"trained on {src.name} ({src.domain}) → {domain}"] = v
             name = src.name + ("" if p is plan else f" (plan {p.name})")
             rows.append([name, src.domain, domain, side, ", ".join(benches), shown])
     hdr = ["training source", "its domain", "evaluated domain", "training", "benchmarks", "verdict"]
     blocks.append(("table", hdr, rows))
+    if deciding:
+        blocks += [("h3", "The tests behind the verdicts"),
+                   ("table", ["benchmark", *TEST_HEADER], _test_rows(deciding))]  # fmt: skip
     blocks.append(("p", "Tests: seed-aware t on question units (a unit's score is the mean over "
                         "its query languages; a system's unit score the mean over its seeds; the "
                         "standard error adds the between-unit variance of the paired differences "
                         "to each system's between-seed variance of its mean, Welch-Satterthwaite "
                         "degrees of freedom), Holm across all "
                         f"{len(tests)} tests of this report; effect = mean difference with its "
-                        "95 % t interval; seeds = seeds of the two systems; seed var = share of "
-                        "the difference's variance that comes from the seeds; * = Holm p < 0.05. "
+                        "95 % t interval; seeds = seeds of the two systems (as in the "
+                        "difference); seed var = share of the difference's variance that comes "
+                        "from the seeds; * = Holm p < 0.05. "
                         "LB: lower is better, so a negative difference favours the second system."))  # fmt: skip
     per_sys = _per_system(scores)
     for bench in plan.benchmarks:
