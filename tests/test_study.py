@@ -172,6 +172,20 @@ def test_two_workers_share_a_plan(tmp_path: Path, tiny_model: Path) -> None:
     assert all(Store(tmp_path / "s").done(c) for c in ids)
 
 
+def test_claims(tmp_path: Path) -> None:
+    """A held claim is refused to a second holder; errors of the claimed work pass through."""
+    from xeval.study.runner import Runner
+
+    opts = RunOptions(work=tmp_path / "w", store=tmp_path / "s", log=lambda m: None)
+    runner = Runner(load_plan(write_plan(tmp_path, Path("m"))), opts)
+    with runner.claim("eval/x") as first, runner.claim("eval/x") as second:
+        assert first and not second
+    with runner.claim("eval/x") as again:
+        assert again  # released with its holder
+    with pytest.raises(XevalError, match="another xeval process"), runner.claim("eval/y"):
+        raise XevalError("another xeval process is writing it")
+
+
 def test_waits_for_steps(tmp_path: Path, tiny_model: Path) -> None:
     p = write_plan(tmp_path, tiny_model)
     p.write_text(p.read_text().replace("steps = 3", "steps = 0"))

@@ -331,6 +331,24 @@ def paired_values(
     )
 
 
+def _unit_values(
+    per_query: pl.DataFrame,
+    metric: str,
+    unit: dict[str, str],
+    options: CompareOptions,
+    units: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """``key, value`` per pairing unit of one run or system in one group or setting."""
+    return paired_values(_select(per_query, metric, unit, options.by), str(options.unit), units)
+
+
+def _same_keys(vals: pl.DataFrame, keys: pl.Series, who: str, first: str, where: str) -> None:
+    if not vals["key"].equals(keys):
+        raise XevalError(
+            f"{who}: its queries for {where} differ from {first}'s; the runs are not comparable"
+        )
+
+
 def _paired_matrix(
     systems: Sequence[System],
     metric: str,
@@ -339,18 +357,11 @@ def _paired_matrix(
     units: pl.DataFrame | None,
 ) -> np.ndarray:
     """Rows = pairing units (see module doc), columns = systems."""
-    cols: list[np.ndarray] = []
-    keys: pl.Series | None = None
-    for s in systems:
-        sub = _select(s.per_query, metric, unit, options.by)
-        vals = paired_values(sub, str(options.unit), units)
-        if keys is None:
-            keys = vals["key"]
-        elif not vals["key"].equals(keys):
-            raise XevalError(
-                f"{s.name}: its queries for {metric} in {unit['unit']} differ from "
-                f"{systems[0].name}'s; the runs are not comparable"
-            )
+    first = _unit_values(systems[0].per_query, metric, unit, options, units)
+    cols = [first["value"].to_numpy()]
+    for s in systems[1:]:
+        vals = _unit_values(s.per_query, metric, unit, options, units)
+        _same_keys(vals, first["key"], s.name, systems[0].name, f"{metric} in {unit['unit']}")
         cols.append(vals["value"].to_numpy())
     return np.column_stack(cols)
 
@@ -366,13 +377,13 @@ def _replica_matrices(
     when no system has replicas or the test is not ``paired-t``."""
     if options.test != "paired-t" or all(s.n_runs < 2 for s in systems):
         return None
+    keys = _unit_values(systems[0].per_query, metric, unit, options, units)["key"]
     out = []
     for s in systems:
         rows = []
         for r in s.runs:
-            vals = paired_values(
-                _select(r.per_query, metric, unit, options.by), str(options.unit), units
-            )
+            vals = _unit_values(r.per_query, metric, unit, options, units)
+            _same_keys(vals, keys, str(r.path), systems[0].name, f"{metric} in {unit['unit']}")
             rows.append(vals["value"].to_numpy())
         out.append(np.vstack(rows))
     return out

@@ -121,7 +121,7 @@ def _cubes(units: pl.DataFrame) -> dict[tuple[str, str, str], np.ndarray]:
     return out
 
 
-def compare(xa: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _shared_units(xa: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(seeds x units) matrices of two groups restricted to the units every seed of both
     scored; None when fewer than two such units."""
     ok = ~np.isnan(xa).any(axis=0) & ~np.isnan(xb).any(axis=0)
@@ -142,7 +142,7 @@ def run_tests(units: pl.DataFrame, pairs: list[tuple[str, str, str]]) -> list[Te
             for m, metric in enumerate(METRICS):
                 if metric == "LB" and kind != "multi":
                     continue
-                both = compare(ca[:, :, m], cb[:, :, m])
+                both = _shared_units(ca[:, :, m], cb[:, :, m])
                 if both is None:
                     continue
                 xa, xb = both

@@ -92,13 +92,15 @@ class Runner:
         """Hold ``cell_id`` for this worker; yields False when another worker holds it."""
         path = self.claim_path(cell_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with target_lock(path, wait=wait):
-                yield True
-        except XevalError as exc:
-            if "another xeval process" not in str(exc):
-                raise
-            yield False
+        with contextlib.ExitStack() as held:
+            try:  # only taking the lock may mean "held elsewhere"; the cell's errors pass
+                held.enter_context(target_lock(path, wait=wait))
+            except XevalError as exc:
+                if "another xeval process" not in str(exc):
+                    raise
+                yield False
+                return
+            yield True
 
     def bench(self, name: str) -> Path:
         return stages.benchmark_dir(self.plan.benchmark(name), self.work)
@@ -361,12 +363,20 @@ def _compare_with_stores(plan: Plan) -> list[tuple[str, Store]]:
     ]
 
 
-def _timing_key(cell: Cell) -> tuple[str, str]:
+def _cost_key(
+    kind: str, system: str | None, benchmark: str | None, source: str | None
+) -> tuple[str, str]:
     """Cells that cost alike: an evaluation by benchmark (BM25 apart), training by source."""
+    if kind == "eval":
+        return ("eval-bm25" if system == "bm25" else "eval", benchmark or "")
+    return (kind, source or "")
+
+
+def _timing_key(cell: Cell) -> tuple[str, str]:
     s = cell.system
-    if cell.kind == "eval":
-        return ("eval-bm25" if s and s.name == "bm25" else "eval", cell.benchmark or "")
-    return (cell.kind, (s.source if s else cell.source) or "")
+    return _cost_key(
+        cell.kind, s.name if s else None, cell.benchmark, s.source if s else cell.source
+    )
 
 
 def _timings(st: Store) -> dict[tuple[str, str], float]:
@@ -380,13 +390,7 @@ def _timings(st: Store) -> dict[tuple[str, str], float]:
             m = rec.meta
             if m.get("seconds") is None or m.get("reused_from"):
                 continue
-            if kind == "eval":
-                key = (
-                    "eval-bm25" if m.get("system") == "bm25" else "eval",
-                    m.get("benchmark") or "",
-                )
-            else:
-                key = (kind, m.get("source") or "")
+            key = _cost_key(kind, m.get("system"), m.get("benchmark"), m.get("source"))
             seen.setdefault(key, []).append(float(m["seconds"]))
     return {k: statistics.median(v) for k, v in seen.items()}
 
