@@ -330,6 +330,9 @@ def test_report_from_store(tmp_path: Path, shift: dict[str, float], expected: st
     behind = md.split("### The tests behind the verdicts")[1].split("\n## ")[0]
     assert behind.count("| tiny |") == 6  # 3 kinds x (hybrid - xx, hybrid - xy)
     assert {p.name for p in rep.figures} >= {"bars-tiny.png", "alpha-toy.png"}
+    alpha = md.split("## Alpha curve")[1].split("\n## ")[0]
+    assert "| benchmark | kind | 0 (X-Y) | 0.5 | 1 (X-X) | seed SD |" in alpha
+    assert alpha.count("| tiny |") == 3  # one row per kind, one column per alpha
     html = (tmp_path / "rep" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(rep.figures)
 
