@@ -556,3 +556,30 @@ def test_seed_aware_t_holds_its_level_under_seed_noise() -> None:
         unit_only += sst.ttest_rel(xb.mean(0), xa.mean(0)).pvalue < 0.05
     assert unit_only / sims > 0.25
     assert 0.01 <= seed_aware / sims <= 0.08
+
+
+def test_recheck_recomputes_the_report_without_xeval(tmp_path: Path) -> None:
+    """benchmarks/study/recheck.py agrees with the report, and notices a changed store."""
+    import importlib.util
+
+    import polars as pl
+
+    from xeval.study.report import build_report
+
+    spec = importlib.util.spec_from_file_location(
+        "recheck", Path(__file__).parents[1] / "benchmarks" / "study" / "recheck.py"
+    )
+    assert spec is not None and spec.loader is not None
+    recheck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recheck)
+    shift = {"toy-hybrid-a0.5": 0.03, "toy-xx": 0.0, "toy-xy": 0.01}
+    plan_path, store = fake_store(tmp_path, shift, seed_shift={"toy-xx": [0.0, 0.01]})
+    build_report(load_plan(plan_path), store, store)
+    assert recheck.main(store) == 0
+    out = (store / "recheck.md").read_text()
+    assert "6 of 6 rows agree" in out and out.count("| tiny |") == 6
+    scores = next((store / "cells" / "eval").glob("toy-xy-s1/*/scores.parquet"))
+    df = pl.read_parquet(scores)
+    df.with_columns(pl.col("MRR@10") * 0.5, pl.col("MAP") * 0.5).write_parquet(scores)
+    assert recheck.main(store) == 1
+    assert "**NO**" in (store / "recheck.md").read_text()
