@@ -1,6 +1,8 @@
 """Recompute a study's verdict-deciding tests from its store, without xeval.
 
     python benchmarks/study/recheck.py benchmarks/results/study/general
+    python benchmarks/study/recheck.py benchmarks/results/study/in-domain \
+        benchmarks/results/study/general   # a report that also shows another plan's cells
 
 Reads only the committed per-unit Parquet files (pyarrow, numpy, scipy; no polars, no
 xeval code) and, for every benchmark, setting kind and "hybrid − X-X" / "hybrid − X-Y"
@@ -103,8 +105,11 @@ def close(shown: str, value: float) -> bool:
     return abs(x - value) <= 0.6 * 10**-digits + 0.02 * abs(value)
 
 
-def main(store: Path) -> int:
+def main(store: Path, *others: Path) -> int:
+    """Recheck ``store``'s report; ``others``: stores of plans its report compares with."""
     data, shown = load(store), report_rows(store / "report.md")
+    for other in others:
+        data.update({k: v for k, v in load(other).items() if k not in data})
     rows, bad, p_seed = [], 0, []
     for (bench, kind, diff), cells in shown.items():
         hyb, rival = (g.strip() for g in diff.split("−"))
@@ -149,4 +154,5 @@ def main(store: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/study/general")))
+    args = sys.argv[1:] or ["benchmarks/results/study/general"]
+    sys.exit(main(*map(Path, args)))
