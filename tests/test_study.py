@@ -371,7 +371,8 @@ def test_no_verdict_from_part_of_the_seeds(tmp_path: Path) -> None:
 
 
 def test_devcurve_cell(tmp_path: Path, tiny_model: Path) -> None:
-    from xeval.study.report import devcurve_summary, suggest_steps
+    from xeval.study.analysis import suggest_steps
+    from xeval.study.report import devcurve_summary
 
     body = "[devcurve]\nsource = 'toy'\nevery = 2\nmax_steps = 4\n"
     plan = load_plan(write_plan(tmp_path, tiny_model, body))
@@ -394,13 +395,13 @@ def test_devcurve_cell(tmp_path: Path, tiny_model: Path) -> None:
 
 
 def test_suggest_steps() -> None:
-    from xeval.study.report import suggest_steps
+    from xeval.study.analysis import suggest_steps
 
     dev = pl.DataFrame(
         {"step": [0, 50, 100, 150, 200], "MRR@10/mono": [0.5, 0.6, 0.65, 0.652, 0.651]}
     )
     assert suggest_steps(dev) == 100
-    from xeval.study.report import suggestion_text
+    from xeval.study.analysis import suggestion_text
 
     assert suggestion_text(dev) == "100" and suggestion_text(dev, 400) == "100"
     assert suggestion_text(dev, 50).startswith("50 (the plateau rule says 100")

@@ -5,6 +5,9 @@
 - :mod:`xeval.study.stages`   the one adapter to the library (pairs, fine-tune, run, evaluate);
 - :mod:`xeval.study.store`    the results store (one atomic folder per finished cell);
 - :mod:`xeval.study.runner`   resumable execution (:func:`run_study`, :func:`study_status`);
-- :mod:`xeval.study.analysis` seed means, seed-aware unit-level tests with Holm and t intervals, verdicts;
-- :mod:`xeval.study.report`   Markdown + self-contained HTML with figures, from the store alone.
+- :mod:`xeval.study.analysis` seed means, seed-aware unit-level tests with Holm and t intervals,
+  verdicts, the dev-curve step rule;
+- :mod:`xeval.study.report`   the report's sections, from the store alone;
+- :mod:`xeval.study.figures`  its figures (bars, alpha curve, dev curve);
+- :mod:`xeval.study.render`   its blocks as Markdown and as self-contained HTML.
 """

@@ -204,3 +204,24 @@ def seen_unseen(scores: pl.DataFrame, seen: set[str], metric: str = "MRR@10") ->
         .agg(pl.col(metric).mean(), pl.col("n_langs").first())
         .sort("benchmark", "kind", "group", "languages")
     )
+
+
+def suggest_steps(dev: pl.DataFrame, tol: float = 0.005) -> int | None:
+    """The first evaluated step after which the mean dev MRR@10 never gains more than tol."""
+    cols = [c for c in dev.columns if c.startswith("MRR@10/")]
+    if dev.height == 0 or not cols:
+        return None
+    d = dev.sort("step").with_columns(score=pl.mean_horizontal(cols))
+    steps, score = d["step"].to_list(), d["score"].to_list()
+    for i, s in enumerate(steps):
+        if max(score[i:]) <= score[i] + tol:
+            return int(s)
+    return int(steps[-1])
+
+
+def suggestion_text(dev: pl.DataFrame, cap: int = 0) -> str:
+    """:func:`suggest_steps`, held under the plan's ``steps_cap`` (0 = none), in words."""
+    s = suggest_steps(dev)
+    if s is not None and cap and s > cap:
+        return f"{cap} (the plateau rule says {s}; the plan caps it at {cap})"
+    return str(s)

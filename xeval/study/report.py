@@ -8,23 +8,21 @@ languages; the alpha curve; the dev curve; the overlap guard's figures.
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from xeval.provenance import atomic_path, provenance, write_text
+from xeval.provenance import provenance, write_text
 from xeval.study import analysis as an
+from xeval.study.analysis import suggest_steps, suggestion_text
 from xeval.study.cells import plan_cells
+from xeval.study.figures import alpha_figure, bars_figure, dev_figure
 from xeval.study.plan import Plan
+from xeval.study.render import Block, fmt, to_html, to_markdown
 from xeval.study.stages import METRICS
 from xeval.study.store import Store, default_store
-
-Block = tuple  # ("h2"|"h3"|"p", text) | ("table", header, rows) | ("img", path, caption)
 
 
 @dataclass
@@ -40,194 +38,6 @@ class ReportResult:
         lines = [f"report from {self.done} of {self.total} cells: {self.markdown}, {self.html}"]
         lines += [f"  verdict {k}: {v}" for k, v in self.verdicts.items()]
         return "\n".join(lines)
-
-
-def _f(x: Any, metric: str = "") -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x:.1f}" if metric == "LB" else f"{x:.3f}"
-
-
-# ---- rendering -------------------------------------------------------------------------------
-def to_markdown(blocks: list[Block], root: Path) -> str:
-    out = []
-    for b in blocks:
-        if b[0] in ("h1", "h2", "h3"):
-            out.append("#" * int(b[0][1]) + " " + b[1])
-        elif b[0] == "p":
-            out.append(b[1])
-        elif b[0] == "table":
-            rows = [b[1], ["---"] * len(b[1]), *b[2]]
-            out.append("\n".join("| " + " | ".join(map(str, r)) + " |" for r in rows))
-        elif b[0] == "img":
-            out.append(f"![{b[2]}]({b[1].relative_to(root)})")
-    return "\n\n".join(out) + "\n"
-
-
-def to_html(blocks: list[Block], title: str) -> str:
-    body = []
-    for b in blocks:
-        if b[0] in ("h1", "h2", "h3"):
-            body.append(f"<{b[0]}>{html.escape(b[1])}</{b[0]}>")
-        elif b[0] == "p":
-            body.append(f"<p>{html.escape(b[1]).replace('**', '')}</p>")
-        elif b[0] == "table":
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in b[1])
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
-                for r in b[2]
-            )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif b[0] == "img":
-            data = base64.b64encode(b[1].read_bytes()).decode()
-            body.append(
-                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b[2])}">'
-                f"<figcaption>{html.escape(b[2])}</figcaption></figure>"
-            )
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
-        "table{border-collapse:collapse;font-size:90%;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "img{max-width:100%}"
-    )
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
-    )
-
-
-# ---- figures ---------------------------------------------------------------------------------
-def _save(fig: Any, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    return path
-
-
-def bars_figure(
-    head: pl.DataFrame,
-    bench: str,
-    groups: list[str],
-    path: Path,
-    per_seed: pl.DataFrame | None = None,
-) -> Path | None:
-    """MRR@10 (mono, cross) and MAP (multi) per system, error bars = seed SD, and a dot per
-    seed where a system has several (``per_seed``: :func:`_per_system`)."""
-    from matplotlib.figure import Figure
-
-    sel = head.filter(pl.col("benchmark") == bench)
-    if sel.height == 0:
-        return None
-    fig = Figure(figsize=(9, 3.2))
-    axes = fig.subplots(1, 3, sharey=False)
-    for ax, kind in zip(axes, an.KINDS, strict=True):
-        metric = an.DECIDING[kind]
-        vals = [
-            sel.filter(
-                (pl.col("kind") == kind) & (pl.col("group") == g) & (pl.col("metric") == metric)
-            )
-            for g in groups
-        ]
-        means = [v["mean"][0] if v.height else 0.0 for v in vals]
-        sds = [(v["sd"][0] or 0.0) if v.height else 0.0 for v in vals]
-        ax.bar(range(len(groups)), means, yerr=sds, color="#4c72b0", capsize=3)
-        if per_seed is not None:
-            _seed_dots(
-                ax,
-                per_seed.filter((pl.col("benchmark") == bench) & (pl.col("kind") == kind)),
-                groups,
-            )
-        ax.set_xticks(range(len(groups)), groups, rotation=45, ha="right", fontsize=7)
-        ax.set_title(f"{kind}: {metric}", fontsize=9)
-        lo = min((m for m in means if m), default=0.0)
-        ax.set_ylim(max(0.0, lo - 0.1), min(1.0, max(means) + 0.05) if means else 1.0)
-    fig.suptitle(f"{bench}: mean over seeds ± seed SD (dots: each seed)", fontsize=10, y=1.03)
-    return _save(fig, path)
-
-
-def _seed_dots(ax: Any, per_seed: pl.DataFrame, groups: list[str]) -> None:
-    """One dot per seed of each system that has more than one."""
-    sub = an.with_groups(per_seed.with_columns(seed=pl.col("system").str.extract(r"-s(\d+)$")))
-    for x, g in enumerate(groups):
-        vals = sub.filter(pl.col("group") == g)["value"].to_list()
-        if len(vals) > 1:
-            offs = [(i - (len(vals) - 1) / 2) * 0.12 for i in range(len(vals))]
-            ax.scatter(
-                [x + o for o in offs],
-                vals,
-                s=14,
-                color="#dd8452",
-                edgecolors="black",
-                linewidths=0.4,
-                zorder=3,
-            )
-
-
-def alpha_figure(points: pl.DataFrame, source: str, path: Path) -> Path | None:
-    """Score against alpha (0 = X-Y, 1 = X-X) per benchmark, one panel per kind."""
-    from matplotlib.figure import Figure
-
-    if points.height == 0 or points["alpha"].n_unique() < 2:
-        return None
-    fig = Figure(figsize=(10, 3.2), layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, kind in zip(axes, an.KINDS, strict=True):
-        sub = points.filter(pl.col("kind") == kind)
-        for bench in sub["benchmark"].unique().sort():
-            s = sub.filter(pl.col("benchmark") == bench).sort("alpha")
-            ax.plot(s["alpha"], s["value"], marker="o", label=bench)
-        ax.set_title(f"{kind}: {an.DECIDING[kind]}", fontsize=9)
-        ax.set_xlabel("alpha (share of monolingual batches)", fontsize=8)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=7)
-    fig.suptitle(f"alpha curve, {source} (one seed)", fontsize=10)
-    return _save(fig, path)
-
-
-def dev_figure(dev: pl.DataFrame, source: str, path: Path) -> Path | None:
-    from matplotlib.figure import Figure
-
-    cols = [c for c in dev.columns if c.startswith("MRR@10/")]
-    if dev.height == 0 or not cols:
-        return None
-    fig = Figure(figsize=(5, 3.2))
-    ax = fig.subplots()
-    for c in cols:
-        ax.plot(dev["step"], dev[c], marker="o", markersize=4, label=c)
-    d = dev.sort("step")
-    ax.plot(d["step"], d.select(pl.mean_horizontal(cols)).to_series(), color="0.4",
-            linestyle="--", label="mean (the rule's score)")  # fmt: skip
-    chosen = suggest_steps(dev)
-    if chosen is not None:
-        ax.axvline(chosen, color="tab:red", linewidth=1)
-        ax.annotate(f"rule: {chosen} steps", (chosen, 1), xycoords=("data", "axes fraction"),
-                    xytext=(4, -12), textcoords="offset points", color="tab:red", fontsize=8)  # fmt: skip
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("MRR@10 on held-out units")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(f"dev curve, {source}", fontsize=10)
-    return _save(fig, path)
-
-
-# ---- sections --------------------------------------------------------------------------------
-def suggest_steps(dev: pl.DataFrame, tol: float = 0.005) -> int | None:
-    """The first evaluated step after which the mean dev MRR@10 never gains more than tol."""
-    cols = [c for c in dev.columns if c.startswith("MRR@10/")]
-    if dev.height == 0 or not cols:
-        return None
-    d = dev.sort("step").with_columns(score=pl.mean_horizontal(cols))
-    steps, score = d["step"].to_list(), d["score"].to_list()
-    for i, s in enumerate(steps):
-        if max(score[i:]) <= score[i] + tol:
-            return int(s)
-    return int(steps[-1])
-
-
-def suggestion_text(dev: pl.DataFrame, cap: int = 0) -> str:
-    """:func:`suggest_steps`, held under the plan's ``steps_cap`` (0 = none), in words."""
-    s = suggest_steps(dev)
-    if s is not None and cap and s > cap:
-        return f"{cap} (the plateau rule says {s}; the plan caps it at {cap})"
-    return str(s)
 
 
 def devcurve_summary(plan: Plan, store: Store) -> str:
@@ -349,8 +159,8 @@ def _headline_blocks(head: pl.DataFrame, bench: str) -> list[Block]:
             if r is None:
                 cells.append("—")
             else:
-                sd = f" ± {_f(r['sd'], m)}" if r["n_seeds"] > 1 else ""
-                cells.append(_f(r["mean"], m) + sd)
+                sd = f" ± {fmt(r['sd'], m)}" if r["n_seeds"] > 1 else ""
+                cells.append(fmt(r["mean"], m) + sd)
         n = max(r["n_seeds"] for r in vals.values())
         rows.append([kind, group, n, *cells])
     order = {k: i for i, k in enumerate(an.KINDS)}
@@ -372,8 +182,8 @@ def _test_rows(tests: list[an.Test], bench: str | None = None) -> list[list[Any]
             continue
         star = "*" if t.p_holm < 0.05 else ""
         rows.append([
-            *([] if bench is not None else [t.benchmark]), t.kind, t.metric, f"{t.b} − {t.a}", t.n_units, _f(t.diff, t.metric) + star,
-            f"[{_f(t.ci_low, t.metric)}, {_f(t.ci_high, t.metric)}]", f"{t.p:.2g}", f"{t.p_holm:.2g}",
+            *([] if bench is not None else [t.benchmark]), t.kind, t.metric, f"{t.b} − {t.a}", t.n_units, fmt(t.diff, t.metric) + star,
+            f"[{fmt(t.ci_low, t.metric)}, {fmt(t.ci_high, t.metric)}]", f"{t.p:.2g}", f"{t.p_holm:.2g}",
             f"{t.n_seeds[1]} v {t.n_seeds[0]}", f"{t.seed_share:.0%}",
         ])  # fmt: skip
     return rows
@@ -397,7 +207,7 @@ def _alpha_labels(plan: Plan) -> list[tuple[str, float]]:
     return out + [(f"hybrid-a{a:g}", a) for a in sorted(alphas)]
 
 
-def _per_system(scores: pl.DataFrame) -> pl.DataFrame:
+def per_system(scores: pl.DataFrame) -> pl.DataFrame:
     """benchmark, kind, group, system, value of the deciding metric (one seed = one system)."""
     frames = []
     for kind, metric in an.DECIDING.items():
@@ -428,7 +238,7 @@ def _seen_blocks(plan: Plan, store: Store, scores: pl.DataFrame) -> list[Block]:
         index = ["benchmark", "kind", "languages", "n_langs"]
         wide = su.pivot(on="group", index=index, values="MRR@10").sort(index)
         rows = [
-            [*(r[c] for c in index), *(_f(r.get(g)) for g in groups)]
+            [*(r[c] for c in index), *(fmt(r.get(g)) for g in groups)]
             for r in wide.iter_rows(named=True)
         ]
         blocks += [
@@ -504,14 +314,39 @@ def build_report(plan: Plan, store_root: str | Path, out: str | Path) -> ReportR
     return ReportResult(md, page, figures, done, len(cells), verdicts)
 
 
+TESTS_NOTE = (
+    "Tests: seed-aware t on question units (a unit's score is the mean over its query "
+    "languages; a system's unit score the mean over its seeds; the standard error adds the "
+    "between-unit variance of the paired differences to each system's between-seed variance "
+    "of its mean, Welch-Satterthwaite degrees of freedom), Holm across all {n} tests of this "
+    "report; effect = mean difference with its 95 % t interval; seeds = seeds of the two "
+    "systems (as in the difference); seed var = share of the difference's variance that "
+    "comes from the seeds; * = Holm p < 0.05. LB: lower is better, so a negative difference "
+    "favours the second system."
+)
+
+
 def _main_sections(
     plan: Plan, store: Store, scores: pl.DataFrame, out: Path, blocks: list[Block]
 ) -> tuple[list[Path], dict[str, str]]:
+    """Verdicts, one section per benchmark, seen vs unseen languages, the alpha curve."""
     head = an.headline(scores)
     tests = an.run_tests(an.unit_scores(scores), _comparison_pairs(plan))
+    per_sys = per_system(scores)
     figures: list[Path] = []
+    verdict_blocks, verdicts = _verdict_blocks(plan, store, tests)
+    blocks += verdict_blocks
+    blocks += _benchmark_blocks(plan, head, tests, per_sys, out, figures)
+    blocks += [("h2", "Seen vs unseen languages"), *_seen_blocks(plan, store, scores)]
+    blocks += _alpha_blocks(plan, per_sys, out, figures)
+    return figures, verdicts
+
+
+def _verdict_blocks(
+    plan: Plan, store: Store, tests: list[an.Test]
+) -> tuple[list[Block], dict[str, str]]:
+    """The verdict table (one row per training source and evaluated domain) and its tests."""
     verdicts: dict[str, str] = {}
-    blocks += [("h2", "Verdicts"), ("p", an.VERDICT_RULE)]
     rows, deciding = [], []
     domains = {b.name: b.domain for b in plan.benchmarks}
     for p, src, benches_all in trained_sources(plan):
@@ -533,46 +368,48 @@ def _main_sections(
             name = src.name + ("" if p is plan else f" (plan {p.name})")
             rows.append([name, src.domain, domain, side, ", ".join(benches), shown])
     hdr = ["training source", "its domain", "evaluated domain", "training", "benchmarks", "verdict"]
-    blocks.append(("table", hdr, rows))
+    blocks: list[Block] = [("h2", "Verdicts"), ("p", an.VERDICT_RULE), ("table", hdr, rows)]
     if deciding:
         blocks += [("h3", "The tests behind the verdicts"),
                    ("table", ["benchmark", *TEST_HEADER], _test_rows(deciding))]  # fmt: skip
-    blocks.append(("p", "Tests: seed-aware t on question units (a unit's score is the mean over "
-                        "its query languages; a system's unit score the mean over its seeds; the "
-                        "standard error adds the between-unit variance of the paired differences "
-                        "to each system's between-seed variance of its mean, Welch-Satterthwaite "
-                        "degrees of freedom), Holm across all "
-                        f"{len(tests)} tests of this report; effect = mean difference with its "
-                        "95 % t interval; seeds = seeds of the two systems (as in the "
-                        "difference); seed var = share of the difference's variance that comes "
-                        "from the seeds; * = Holm p < 0.05. "
-                        "LB: lower is better, so a negative difference favours the second system."))  # fmt: skip
-    per_sys = _per_system(scores)
+    blocks.append(("p", TESTS_NOTE.format(n=len(tests))))
+    return blocks, verdicts
+
+
+def _benchmark_blocks(
+    plan: Plan,
+    head: pl.DataFrame,
+    tests: list[an.Test],
+    per_sys: pl.DataFrame,
+    out: Path,
+    figures: list[Path],
+) -> list[Block]:
+    """Per benchmark: the headline tables, the bar figure and every test on it."""
+    blocks: list[Block] = []
     for bench in plan.benchmarks:
         blocks.append(("h2", f"{bench.name} ({bench.domain})"))
         blocks += _headline_blocks(head, bench.name)
         groups = sorted(head.filter(pl.col("benchmark") == bench.name)["group"].unique().to_list())
-        f = bars_figure(
-            head, bench.name, groups, out / "figures" / f"bars-{bench.name}.png", per_sys
-        )
-        if f:
+        path = out / "figures" / f"bars-{bench.name}.png"
+        if f := bars_figure(head, bench.name, groups, path, per_sys):
             figures.append(f)
             blocks.append(("img", f, f"{bench.name}: deciding metric per kind"))
-        rows = _test_rows(tests, bench.name)
-        if rows:
+        if rows := _test_rows(tests, bench.name):
             blocks.append(("table", TEST_HEADER, rows))
-    blocks.append(("h2", "Seen vs unseen languages"))
-    blocks += _seen_blocks(plan, store, scores)
-    blocks.append(("h2", "Alpha curve"))
+    return blocks
+
+
+def _alpha_blocks(plan: Plan, per_sys: pl.DataFrame, out: Path, figures: list[Path]) -> list[Block]:
+    """The alpha curve of each training source: figure and table."""
+    blocks: list[Block] = [("h2", "Alpha curve")]
     for src in plan.sources:
         pts = _alpha_points(plan, per_sys, src.name)
-        f = alpha_figure(pts, src.name, out / "figures" / f"alpha-{src.name}.png")
-        if f:
+        if f := alpha_figure(pts, src.name, out / "figures" / f"alpha-{src.name}.png"):
             figures.append(f)
             blocks.append(("img", f, f"alpha curve ({src.name})"))
         if pts.height:
             blocks += _alpha_table(pts, per_sys, _groups(plan, src.name))
-    return figures, verdicts
+    return blocks
 
 
 def _alpha_table(pts: pl.DataFrame, per_sys: pl.DataFrame, groups: dict[str, str]) -> list[Block]:
@@ -597,7 +434,7 @@ def _alpha_table(pts: pl.DataFrame, per_sys: pl.DataFrame, groups: dict[str, str
     wide = wide.join(sd, on=["benchmark", "kind"], how="left").sort("benchmark", "kind")
     labels = {0.0: "0 (X-Y)", 1.0: "1 (X-X)"}
     head = ["benchmark", "kind", *(labels.get(a, f"{a:g}") for a in alphas), "seed SD"]
-    rows = [[r["benchmark"], r["kind"], *(_f(r[str(a)]) for a in alphas), _f(r["sd"])]
+    rows = [[r["benchmark"], r["kind"], *(fmt(r[str(a)]) for a in alphas), fmt(r["sd"])]
             for r in wide.iter_rows(named=True)]  # fmt: skip
     note = ("Deciding metric (MRR@10 mono and cross, MAP multi) at one seed per alpha; seed SD "
             "= the SD of the same metric between seeds of X-X, X-Y and hybrid (pooled). Two "

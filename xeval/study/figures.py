@@ -1,0 +1,123 @@
+"""Report figures (matplotlib, written atomically as PNG): bars per benchmark, the alpha
+curve, the dev curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from xeval.provenance import atomic_path
+from xeval.study import analysis as an
+
+
+def save(fig: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+def bars_figure(
+    head: pl.DataFrame,
+    bench: str,
+    groups: list[str],
+    path: Path,
+    per_seed: pl.DataFrame | None = None,
+) -> Path | None:
+    """MRR@10 (mono, cross) and MAP (multi) per system, error bars = seed SD, and a dot per
+    seed where a system has several (``per_seed``: :func:`xeval.study.report.per_system`)."""
+    from matplotlib.figure import Figure
+
+    sel = head.filter(pl.col("benchmark") == bench)
+    if sel.height == 0:
+        return None
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 3, sharey=False)
+    for ax, kind in zip(axes, an.KINDS, strict=True):
+        metric = an.DECIDING[kind]
+        vals = [
+            sel.filter(
+                (pl.col("kind") == kind) & (pl.col("group") == g) & (pl.col("metric") == metric)
+            )
+            for g in groups
+        ]
+        means = [v["mean"][0] if v.height else 0.0 for v in vals]
+        sds = [(v["sd"][0] or 0.0) if v.height else 0.0 for v in vals]
+        ax.bar(range(len(groups)), means, yerr=sds, color="#4c72b0", capsize=3)
+        if per_seed is not None:
+            seed_dots(
+                ax,
+                per_seed.filter((pl.col("benchmark") == bench) & (pl.col("kind") == kind)),
+                groups,
+            )
+        ax.set_xticks(range(len(groups)), groups, rotation=45, ha="right", fontsize=7)
+        ax.set_title(f"{kind}: {metric}", fontsize=9)
+        lo = min((m for m in means if m), default=0.0)
+        ax.set_ylim(max(0.0, lo - 0.1), min(1.0, max(means) + 0.05) if means else 1.0)
+    fig.suptitle(f"{bench}: mean over seeds ± seed SD (dots: each seed)", fontsize=10, y=1.03)
+    return save(fig, path)
+
+
+def seed_dots(ax: Any, per_seed: pl.DataFrame, groups: list[str]) -> None:
+    """One dot per seed of each system that has more than one."""
+    sub = an.with_groups(per_seed.with_columns(seed=pl.col("system").str.extract(r"-s(\d+)$")))
+    for x, g in enumerate(groups):
+        vals = sub.filter(pl.col("group") == g)["value"].to_list()
+        if len(vals) > 1:
+            offs = [(i - (len(vals) - 1) / 2) * 0.12 for i in range(len(vals))]
+            ax.scatter(
+                [x + o for o in offs],
+                vals,
+                s=14,
+                color="#dd8452",
+                edgecolors="black",
+                linewidths=0.4,
+                zorder=3,
+            )
+
+
+def alpha_figure(points: pl.DataFrame, source: str, path: Path) -> Path | None:
+    """Score against alpha (0 = X-Y, 1 = X-X) per benchmark, one panel per kind."""
+    from matplotlib.figure import Figure
+
+    if points.height == 0 or points["alpha"].n_unique() < 2:
+        return None
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, kind in zip(axes, an.KINDS, strict=True):
+        sub = points.filter(pl.col("kind") == kind)
+        for bench in sub["benchmark"].unique().sort():
+            s = sub.filter(pl.col("benchmark") == bench).sort("alpha")
+            ax.plot(s["alpha"], s["value"], marker="o", label=bench)
+        ax.set_title(f"{kind}: {an.DECIDING[kind]}", fontsize=9)
+        ax.set_xlabel("alpha (share of monolingual batches)", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=7)
+    fig.suptitle(f"alpha curve, {source} (one seed)", fontsize=10)
+    return save(fig, path)
+
+
+def dev_figure(dev: pl.DataFrame, source: str, path: Path) -> Path | None:
+    from matplotlib.figure import Figure
+
+    cols = [c for c in dev.columns if c.startswith("MRR@10/")]
+    if dev.height == 0 or not cols:
+        return None
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
+    for c in cols:
+        ax.plot(dev["step"], dev[c], marker="o", markersize=4, label=c)
+    d = dev.sort("step")
+    ax.plot(d["step"], d.select(pl.mean_horizontal(cols)).to_series(), color="0.4",
+            linestyle="--", label="mean (the rule's score)")  # fmt: skip
+    chosen = an.suggest_steps(dev)
+    if chosen is not None:
+        ax.axvline(chosen, color="tab:red", linewidth=1)
+        ax.annotate(f"rule: {chosen} steps", (chosen, 1), xycoords=("data", "axes fraction"),
+                    xytext=(4, -12), textcoords="offset points", color="tab:red", fontsize=8)  # fmt: skip
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("MRR@10 on held-out units")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"dev curve, {source}", fontsize=10)
+    return save(fig, path)
