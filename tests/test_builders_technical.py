@@ -377,6 +377,24 @@ def test_python_docs_pairs_disjoint_from_faq(shared_data: Path) -> None:
     bench_text = _paragraphs(faq.corpus["text"]) | _paragraphs(faq.queries["text"])
     train_text = _paragraphs(pairs["passage"]) | _paragraphs(pairs["query"])
     assert not (bench_text & train_text)
+    # every heading and passage belongs to one unit only (no "Examples" in 100 sections)
+    for col, lang in (("query", "query_lang"), ("passage", "passage_lang")):
+        owners = pairs.select("unit_id", lang, col).unique().group_by(lang, col).len()
+        assert owners["len"].max() == 1, col
+
+
+def test_drop_repeated_text() -> None:
+    from xeval.benchmark.builders.python_docs import drop_repeated_text
+
+    units = {
+        "a": {"en": ("Examples", "One.")},
+        "b": {"en": ("examples:", "Two.")},  # the same heading up to case and punctuation
+        "c": {"en": ("Locks", "Three."), "fr": ("Verrous", "Trois.")},
+        "d": {"en": ("Queues", "Three.")},  # the same passage as c
+        "e": {"en": ("Sockets", "Four.")},
+    }
+    kept, dropped = drop_repeated_text(units)
+    assert set(kept) == {"e"} and dropped == 4
 
 
 @pytest.mark.data

@@ -53,6 +53,26 @@ def drop_shared_text(
     return out, len(units) - len(out)
 
 
+def drop_repeated_text(
+    units: dict[str, dict[str, tuple[str, str]]],
+) -> tuple[dict[str, dict[str, tuple[str, str]]], int]:
+    """Keep the units none of whose headings or passages (any language, normalised) occurs
+    in another unit.
+
+    A heading such as "Examples" (114 sections of the English docs) does not identify its
+    section: as a query it has many right answers while its pair marks one, and a unit held
+    out for the dev curve would share its text with training pairs. The justice-canada
+    benchmark keeps unique headings for the same reason.
+    """
+    owners: dict[str, set[str]] = defaultdict(set)
+    for unit, by_lang in units.items():
+        for q, p in by_lang.values():
+            owners[dedup_key(q)].add(unit)
+            owners[dedup_key(p)].add(unit)
+    shared = {u for us in owners.values() if len(us) > 1 for u in us}
+    return {u: v for u, v in units.items() if u not in shared}, len(shared)
+
+
 def is_doc_heading(e: PoEntry, nxt: PoEntry | None) -> bool:
     """A section title: one short line, no closing punctuation, a paragraph after it.
 
@@ -126,6 +146,8 @@ def python_docs_pairs(
 
     A unit exists in a translation only when the heading and every paragraph are
     translated (not fuzzy) and pass the quality filters; English exists for every unit.
+    Units that share a heading or passage with another unit, or any text with the FAQ,
+    are dropped (:func:`drop_repeated_text`, :func:`drop_shared_text`).
     """
     langs = select_languages(languages, PYTHON_DOCS_LANGS, "python-docs pairs")
     src = source
@@ -158,5 +180,6 @@ def python_docs_pairs(
             if keep_translation(q, po.lang, en_q)[0] and keep_translation(p, po.lang, en_p)[0]:
                 units[unit][po.lang] = (q, p)
     kept, _ = drop_shared_text(dict(units), faq_text)
+    kept, _ = drop_repeated_text(kept)
     keep = hash_sample(kept, max_units)
     return pairs_from_units({u: kept[u] for u in keep}, "python-docs")
