@@ -184,7 +184,7 @@ def test_corrections_known_values() -> None:
 
 def test_corrections_match_statsmodels_if_installed() -> None:
     multi = pytest.importorskip(
-        "statsmodels.stats.multitest", reason="statsmodels not installed (not a dependency)"
+        "statsmodels.stats.multitest", reason="statsmodels not installed (a dev dependency)"
     )
     p = np.random.default_rng(3).random(25) ** 3
     for ours, theirs in (("holm", "holm"), ("bonferroni", "bonferroni"), ("bh", "fdr_bh")):
