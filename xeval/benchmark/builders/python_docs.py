@@ -128,7 +128,7 @@ def _doc_units(
 @register_pairs(
     "python-docs",
     description="Python documentation outside faq/: section heading -> following "
-    "paragraph(s), aligned by the English msgid",
+    "paragraph(s), aligned by the English msgid; headings and passages unique across units",
     source=SOURCE,
     source_help="folder with python-docs-LANG-COMMIT.tar.xz (or the unpacked trees)",
     options=[
