@@ -158,6 +158,31 @@ def test_balanced_order(tmp_path: Path) -> None:
     assert ids[i + 1] == "eval/toy-xy-s1/tiny"
 
 
+def test_only_selects_cells_by_glob(tmp_path: Path) -> None:
+    from xeval.errors import XevalError
+    from xeval.study.runner import select_cells
+
+    body = '[[strategies]]\nname = "xx"\n[[strategies]]\nname = "xy"\n'
+    plan = load_plan(write_plan(tmp_path, Path("m"), body, '["base"]'))
+    kinds = ("eval", "train", "devcurve")
+    assert select_cells(plan, kinds) == plan_cells(plan)
+    ids = [c.id for c in select_cells(plan, kinds, ("train/toy-x*", "eval/toy-xy-*"))]
+    assert ids == ["train/toy-xx-s0", "train/toy-xy-s0", "eval/toy-xy-s0/tiny"]
+    assert [c.id for c in select_cells(plan, ("eval",), ("*/toy-xx-s0*",))] == [
+        "eval/toy-xx-s0/tiny"
+    ]
+    with pytest.raises(XevalError, match="matches no cell"):
+        select_cells(plan, kinds, ("train/legal-*",))
+    from click.testing import CliRunner
+
+    from xeval.cli import main
+
+    plan_file = tmp_path / "plan.toml"
+    args = ["study", "run", str(plan_file), "--work", str(tmp_path / "w"), "--only", "x/y"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "matches no cell" in res.output
+
+
 def test_two_workers_share_a_plan(tmp_path: Path, tiny_model: Path) -> None:
     """Two `xeval study run` on one plan and work folder: every cell runs exactly once."""
     body = '[[strategies]]\nname = "xx"\n'

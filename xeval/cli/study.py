@@ -42,10 +42,22 @@ def _request(plan: Path, store: Path | None, work: Path | None = None, **kw: Any
     return StudyRequest(plan, store, work, log=lambda m: click.echo(m, err=True), **kw)
 
 
+ONLY = click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="GLOB",
+    help="Run only the cells whose id matches (repeatable), e.g. 'devcurve/legal' or "
+    "'train/legal-*' --only 'eval/legal-*'. A worker waits for the fine-tunes its "
+    "evaluations need.",
+)
+
+
 @study_cmd.command("run")
 @PLAN
 @STORE
 @WORK
+@ONLY
 @click.option("--git-commit", is_flag=True, help="Commit each finished cell's files at once.")
 @click.option("--max-cells", type=int, default=None, help="Stop after this many cells.")
 @click.option(
@@ -55,7 +67,15 @@ def _request(plan: Path, store: Path | None, work: Path | None = None, **kw: Any
     show_default=True,
     help="Seconds between looks for work while other workers hold the cells left.",
 )
-def run_cmd(plan: Path, store, work, git_commit: bool, max_cells: int | None, poll: float) -> None:
+def run_cmd(
+    plan: Path,
+    store,
+    work,
+    only: tuple[str, ...],
+    git_commit: bool,
+    max_cells: int | None,
+    poll: float,
+) -> None:
     """Run every cell of PLAN not yet in the store (a killed study continues).
 
     Start it more than once with the same --work (each with OMP_NUM_THREADS=1 on a small
@@ -63,7 +83,9 @@ def run_cmd(plan: Path, store, work, git_commit: bool, max_cells: int | None, po
     """
     from xeval.study.runner import run_plan
 
-    req = _request(plan, store, work, git_commit=git_commit, max_cells=max_cells, poll_s=poll)
+    req = _request(
+        plan, store, work, git_commit=git_commit, max_cells=max_cells, poll_s=poll, only=only
+    )
     click.echo(run_plan(req).summary())
 
 
@@ -71,12 +93,17 @@ def run_cmd(plan: Path, store, work, git_commit: bool, max_cells: int | None, po
 @PLAN
 @STORE
 @WORK
+@ONLY
 @click.option("--git-commit", is_flag=True, help="Commit the finished cell at once.")
-def devcurve_cmd(plan: Path, store, work, git_commit: bool) -> None:
-    """Run the dev curve of PLAN (MRR@10 on held-out units every N steps) and suggest steps."""
+def devcurve_cmd(plan: Path, store, work, only: tuple[str, ...], git_commit: bool) -> None:
+    """Run the dev curves of PLAN (MRR@10 on held-out units every N steps) and suggest steps.
+
+    One curve only: --only devcurve/SOURCE.
+    """
     from xeval.study.runner import run_devcurve
 
-    click.echo(run_devcurve(_request(plan, store, work, git_commit=git_commit)).summary())
+    req = _request(plan, store, work, git_commit=git_commit, only=only)
+    click.echo(run_devcurve(req).summary())
 
 
 @study_cmd.command("status")

@@ -44,6 +44,7 @@ class RunOptions:
     kinds: tuple[str, ...] = ("eval", "train", "devcurve")
     log: Callable[[str], None] = print
     poll_s: float = 30.0  # how often a worker with nothing to do looks again
+    only: tuple[str, ...] = ()  # glob patterns over cell ids; empty: every cell
 
 
 @dataclass
@@ -255,11 +256,27 @@ def _eval_precision(plan: Plan) -> str:
     return plan.training.eval_precision or plan.training.precision
 
 
+def select_cells(plan: Plan, kinds: tuple[str, ...], only: tuple[str, ...] = ()) -> list[Cell]:
+    """The cells of ``plan`` of ``kinds`` whose id matches one of the ``only`` globs (all
+    when none); a pattern that matches no cell of the plan is an error."""
+    from fnmatch import fnmatchcase
+
+    every = plan_cells(plan)
+    for pat in only:
+        if not any(fnmatchcase(c.id, pat) for c in every):
+            raise XevalError(f"--only {pat!r} matches no cell of plan {plan.name!r}")
+    return [
+        c
+        for c in every
+        if c.kind in kinds and (not only or any(fnmatchcase(c.id, p) for p in only))
+    ]
+
+
 def run_study(plan: Plan, opts: RunOptions) -> RunResult:
     """Run every cell of ``plan`` missing from the store (see the module docstring)."""
     runner = Runner(plan, opts)
     every = plan_cells(plan)
-    cells = [c for c in every if c.kind in opts.kinds]
+    cells = select_cells(plan, opts.kinds, opts.only)
     res = RunResult(plan.name, len(every), sum(runner.store.done(c) for c in every))
     res.waiting = [(c.id, w) for c in cells if not runner.store.done(c) and (w := blocked(plan, c))]
     tried = {c for c, _ in res.waiting}
@@ -409,6 +426,7 @@ class StudyRequest:
     max_cells: int | None = None
     log: Callable[[str], None] = print
     poll_s: float = 30.0
+    only: tuple[str, ...] = ()  # glob patterns over cell ids (``--only``)
 
 
 def open_plan(req: StudyRequest) -> tuple[Plan, Path]:
@@ -435,6 +453,7 @@ def run_plan(
         kinds=kinds,
         log=req.log,
         poll_s=req.poll_s,
+        only=req.only,
     )
     return run_study(plan, opts)
 
