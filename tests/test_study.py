@@ -393,6 +393,9 @@ def test_no_verdict_from_part_of_the_seeds(tmp_path: Path) -> None:
     assert list(rep.verdicts.values()) == ["incomplete"]
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "incomplete: 1 of 6 cells missing" in md
+    assert "**Seeds still missing.**" in md  # the one-seed tests are flagged as optimistic
+    full = build_report(load_plan(plan_path), fake_store(tmp_path / "f", {})[1], tmp_path / "rf")
+    assert "Seeds still missing" not in full.markdown.read_text()
 
 
 def test_devcurve_cell(tmp_path: Path, tiny_model: Path) -> None:

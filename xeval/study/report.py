@@ -326,6 +326,14 @@ TESTS_NOTE = (
 )
 
 
+PARTIAL_NOTE = (
+    "**Seeds still missing.** A fine-tune with one stored seed so far has no estimate of its "
+    "seed-to-seed spread, so its seed term is left out: its tests read as unit-only tests and "
+    "their p-values and intervals are too optimistic until the other seeds are stored. "
+    "Verdicts wait for every seed (incomplete)."
+)
+
+
 def _main_sections(
     plan: Plan, store: Store, scores: pl.DataFrame, out: Path, blocks: list[Block]
 ) -> tuple[list[Path], dict[str, str]]:
@@ -373,6 +381,8 @@ def _verdict_blocks(
         blocks += [("h3", "The tests behind the verdicts"),
                    ("table", ["benchmark", *TEST_HEADER], _test_rows(deciding))]  # fmt: skip
     blocks.append(("p", TESTS_NOTE.format(n=len(tests))))
+    if "incomplete" in verdicts.values():
+        blocks.append(("p", PARTIAL_NOTE))
     return blocks, verdicts
 
 
