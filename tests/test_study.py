@@ -587,13 +587,8 @@ def test_seed_aware_t_holds_its_level_under_seed_noise() -> None:
     assert 0.01 <= seed_aware / sims <= 0.08
 
 
-def test_recheck_recomputes_the_report_without_xeval(tmp_path: Path) -> None:
-    """benchmarks/study/recheck.py agrees with the report, and notices a changed store."""
+def _recheck_module():  # benchmarks/study/recheck.py, loaded by path
     import importlib.util
-
-    import polars as pl
-
-    from xeval.study.report import build_report
 
     spec = importlib.util.spec_from_file_location(
         "recheck", Path(__file__).parents[1] / "benchmarks" / "study" / "recheck.py"
@@ -601,6 +596,28 @@ def test_recheck_recomputes_the_report_without_xeval(tmp_path: Path) -> None:
     assert spec is not None and spec.loader is not None
     recheck = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recheck)
+    return recheck
+
+
+def test_committed_general_report_agrees_with_its_store(tmp_path: Path) -> None:
+    """The committed report's deciding tests are what the committed Parquet files give."""
+    import shutil
+
+    store = Path(__file__).parents[1] / "benchmarks" / "results" / "study" / "general"
+    copy = tmp_path / "general"
+    shutil.copytree(store / "cells", copy / "cells")
+    shutil.copy(store / "report.md", copy / "report.md")
+    assert _recheck_module().main(copy) == 0
+    assert "36 of 36 rows agree" in (copy / "recheck.md").read_text()
+
+
+def test_recheck_recomputes_the_report_without_xeval(tmp_path: Path) -> None:
+    """benchmarks/study/recheck.py agrees with the report, and notices a changed store."""
+    import polars as pl
+
+    from xeval.study.report import build_report
+
+    recheck = _recheck_module()
     shift = {"toy-hybrid-a0.5": 0.03, "toy-xx": 0.0, "toy-xy": 0.01}
     plan_path, store = fake_store(tmp_path, shift, seed_shift={"toy-xx": [0.0, 0.01]})
     build_report(load_plan(plan_path), store, store)
