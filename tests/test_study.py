@@ -165,14 +165,15 @@ def test_only_selects_cells_by_glob(tmp_path: Path) -> None:
     body = '[[strategies]]\nname = "xx"\n[[strategies]]\nname = "xy"\n'
     plan = load_plan(write_plan(tmp_path, Path("m"), body, '["base"]'))
     kinds = ("eval", "train", "devcurve")
-    assert select_cells(plan, kinds) == plan_cells(plan)
-    ids = [c.id for c in select_cells(plan, kinds, ("train/toy-x*", "eval/toy-xy-*"))]
+    every = plan_cells(plan)
+    assert select_cells(every, kinds) == every
+    ids = [c.id for c in select_cells(every, kinds, ("train/toy-x*", "eval/toy-xy-*"))]
     assert ids == ["train/toy-xx-s0", "train/toy-xy-s0", "eval/toy-xy-s0/tiny"]
-    assert [c.id for c in select_cells(plan, ("eval",), ("*/toy-xx-s0*",))] == [
+    assert [c.id for c in select_cells(every, ("eval",), ("*/toy-xx-s0*",))] == [
         "eval/toy-xx-s0/tiny"
     ]
     with pytest.raises(XevalError, match="matches no cell"):
-        select_cells(plan, kinds, ("train/legal-*",))
+        select_cells(every, kinds, ("train/legal-*",), plan.name)
     from click.testing import CliRunner
 
     from xeval.cli import main

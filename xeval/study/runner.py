@@ -256,15 +256,16 @@ def _eval_precision(plan: Plan) -> str:
     return plan.training.eval_precision or plan.training.precision
 
 
-def select_cells(plan: Plan, kinds: tuple[str, ...], only: tuple[str, ...] = ()) -> list[Cell]:
-    """The cells of ``plan`` of ``kinds`` whose id matches one of the ``only`` globs (all
-    when none); a pattern that matches no cell of the plan is an error."""
+def select_cells(
+    every: list[Cell], kinds: tuple[str, ...], only: tuple[str, ...] = (), plan: str = ""
+) -> list[Cell]:
+    """The cells of ``every`` (a plan's cells) of ``kinds`` whose id matches one of the
+    ``only`` globs (all when none); a pattern that matches no cell is an error."""
     from fnmatch import fnmatchcase
 
-    every = plan_cells(plan)
     for pat in only:
         if not any(fnmatchcase(c.id, pat) for c in every):
-            raise XevalError(f"--only {pat!r} matches no cell of plan {plan.name!r}")
+            raise XevalError(f"--only {pat!r} matches no cell of plan {plan!r}")
     return [
         c
         for c in every
@@ -276,7 +277,7 @@ def run_study(plan: Plan, opts: RunOptions) -> RunResult:
     """Run every cell of ``plan`` missing from the store (see the module docstring)."""
     runner = Runner(plan, opts)
     every = plan_cells(plan)
-    cells = select_cells(plan, opts.kinds, opts.only)
+    cells = select_cells(every, opts.kinds, opts.only, plan.name)
     res = RunResult(plan.name, len(every), sum(runner.store.done(c) for c in every))
     res.waiting = [(c.id, w) for c in cells if not runner.store.done(c) and (w := blocked(plan, c))]
     tried = {c for c, _ in res.waiting}
