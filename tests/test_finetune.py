@@ -170,6 +170,30 @@ def test_dev_curve_in_result_and_card(tmp_path, tiny_model, pairs) -> None:
     assert "dev MRR@10 at step 6" in r.summary()
 
 
+def test_dev_curve_survives_a_resume(tmp_path, tiny_model, pairs) -> None:
+    """A run stopped at a checkpoint and resumed keeps the points of its first call: the
+    card's curve equals the uninterrupted run's, and the checkpoint's step is not evaluated
+    twice."""
+    bench = str(make_tiny_benchmark().save(tmp_path / "bench"))
+    kw = dict(eval_benchmark=bench, eval_steps=2, allow_overlap=True)
+    whole = finetune(_cfg(tiny_model, pairs, tmp_path / "whole", **kw))
+    part = tmp_path / "part"
+    first = finetune(_cfg(tiny_model, pairs, part, stop_after=4, **kw))
+    assert [p.step for p in first.dev_curve] == [0, 2, 4]
+    shutil.rmtree(part / "checkpoints" / "checkpoint-4")  # resume from step 2
+    r = finetune(_cfg(tiny_model, pairs, part, resume=True, **kw))
+    assert r.card["training"]["resumed_from"].endswith("checkpoint-2")
+    assert [p.step for p in r.dev_curve] == [0, 2, 4, 6]
+    assert r.dev_curve[:2] == first.dev_curve[:2]  # restored, not evaluated again
+    assert r.dev_seconds == pytest.approx(sum(p.seconds for p in r.dev_curve[2:]))
+    got, want = r.card["evaluation"]["history"], whole.card["evaluation"]["history"]
+    for g, w in zip(got, want, strict=True):
+        assert g["step"] == w["step"]
+        assert g["MRR@10/mono"] == pytest.approx(w["MRR@10/mono"], abs=1e-6)
+        assert g["MRR@10/cross"] == pytest.approx(w["MRR@10/cross"], abs=1e-6)
+    assert all("xeval_dev" not in rec for rec in r.card["training"]["log"])
+
+
 # ---- damaged checkpoints -------------------------------------------------------------------------
 def _truncate(p: Path) -> None:
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])

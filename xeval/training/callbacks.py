@@ -9,6 +9,8 @@ from transformers import TrainerCallback
 
 from xeval.training.dev_eval import DevEval, DevPoint
 
+LOG_KEY = "xeval_dev"  # a dev point's record in the trainer state's log_history
+
 
 class SamplerEpoch(TrainerCallback):
     """Tell the batch sampler its epoch, also on a resumed multi-process run (where the
@@ -37,12 +39,27 @@ class StopAfter(TrainerCallback):
 
 
 class DevCurve(TrainerCallback):
-    """Evaluate at the start, every ``every`` steps and at the end; keep the curve."""
+    """Evaluate at the start, every ``every`` steps and at the end; keep the curve.
+
+    Each point also goes into the trainer state's ``log_history`` (key :data:`LOG_KEY`),
+    which every checkpoint saves, so a resumed run starts with the points of the calls
+    before it and does not evaluate its checkpoint's step again.
+    """
 
     def __init__(self, evaluator: DevEval, every: int | None) -> None:
         self.evaluator = evaluator
         self.every = every
         self.curve: list[DevPoint] = []
+        self.restored = 0  # points that earlier calls evaluated (from the checkpoint)
+
+    @property
+    def seconds_this_call(self) -> float:
+        """Seconds spent evaluating in this call (restored points excluded)."""
+        return sum(p.seconds for p in self.curve[self.restored :])
+
+    def _restore(self, state: Any) -> None:
+        self.curve = [DevPoint.from_dict(r[LOG_KEY]) for r in state.log_history if LOG_KEY in r]
+        self.restored = len(self.curve)
 
     def _run(self, state: Any, model: Any) -> None:
         if not state.is_world_process_zero:
@@ -51,6 +68,7 @@ class DevCurve(TrainerCallback):
             return
         point = self.evaluator(model, state.global_step)
         self.curve.append(point)
+        state.log_history.append({"step": point.step, LOG_KEY: point.to_dict()})
         print(
             f"[xeval eval] step {point.step}: "
             + ", ".join(f"MRR@10/{k} {v:.4f}" for k, v in point.mrr10.items()),
@@ -58,6 +76,7 @@ class DevCurve(TrainerCallback):
         )
 
     def on_train_begin(self, args, state, control, model=None, **kw):
+        self._restore(state)
         self._run(state, model)
 
     def on_step_end(self, args, state, control, model=None, **kw):

@@ -32,7 +32,8 @@ class RunFacts:
     trainable: int
     frozen: int
     threads: int
-    dev_curve: list[dict[str, Any]] | None
+    dev_curve: list[dict[str, Any]] | None  # every point, earlier calls' included
+    dev_seconds: float = 0.0  # evaluation seconds of this call
 
     @property
     def steps_this_call(self) -> int:
@@ -59,7 +60,7 @@ def _sampler(cfg: FinetuneConfig, prep: Prepared) -> dict[str, Any]:
 
 def _training(cfg: FinetuneConfig, prep: Prepared, f: RunFacts) -> dict[str, Any]:
     steps, secs = f.steps_this_call, f.train_seconds
-    dev_s = sum(p["seconds"] for p in f.dev_curve or [])
+    dev_s = f.dev_seconds
     return {
         "global_step": f.state.global_step,
         "max_steps": f.state.max_steps,

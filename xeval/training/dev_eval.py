@@ -39,6 +39,13 @@ class DevPoint:
             "seconds": self.seconds,
         }
 
+    @classmethod
+    def from_dict(cls, rec: dict[str, Any]) -> DevPoint:
+        """The inverse of :meth:`to_dict`."""
+        prefix = f"{METRIC}/"
+        mrr = {k.removeprefix(prefix): float(v) for k, v in rec.items() if k.startswith(prefix)}
+        return cls(int(rec["step"]), mrr, float(rec.get("seconds", 0.0)))
+
 
 class DevEval:
     """MRR@10 of a model on a benchmark's ``kinds`` settings (seeded query subsample)."""

@@ -87,11 +87,12 @@ class FinetuneResult:
     steps: int  # global step reached
     steps_this_call: int
     loss_curve: list[dict[str, float]]  # step, loss, learning_rate per logged step
-    dev_curve: list[DevPoint]  # step -> MRR@10 per setting kind
+    dev_curve: list[DevPoint]  # step -> MRR@10 per setting kind, earlier calls' included
     train_seconds: float
     wall_seconds: float
     precision: Precision
     is_main: bool = True  # the process that writes and reports (rank 0)
+    dev_seconds: float = 0.0  # dev evaluation seconds of this call
 
     @property
     def finished(self) -> bool:
@@ -100,8 +101,9 @@ class FinetuneResult:
     @property
     def seconds_per_step(self) -> float | None:
         """Training seconds per step of this call, dev evaluations excluded."""
-        dev = sum(p.seconds for p in self.dev_curve)
-        return (self.train_seconds - dev) / self.steps_this_call if self.steps_this_call else None
+        if not self.steps_this_call:
+            return None
+        return (self.train_seconds - self.dev_seconds) / self.steps_this_call
 
     def summary(self) -> str:
         loss = self.card["training"]["train_loss"]
@@ -370,6 +372,7 @@ def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> FinetuneR
         frozen=frozen,
         threads=threads,
         dev_curve=[p.to_dict() for p in dev.curve] if dev else None,
+        dev_seconds=dev.seconds_this_call if dev else 0.0,
     )
     card = training_card(cfg, prep, base_info, facts, wall_seconds=time.perf_counter() - t0)
     model_path = Path(cfg.out) / "model" if facts.finished else None
@@ -393,6 +396,7 @@ def finetune(cfg: FinetuneConfig, *, callbacks: list | None = None) -> FinetuneR
         steps_this_call=facts.steps_this_call,
         loss_curve=card["training"]["log"],
         dev_curve=list(dev.curve) if dev else [],
+        dev_seconds=facts.dev_seconds,
         train_seconds=facts.train_seconds,
         wall_seconds=time.perf_counter() - t0,
         precision=prep.precision,
