@@ -98,26 +98,32 @@ def alpha_figure(points: pl.DataFrame, source: str, path: Path) -> Path | None:
     return save(fig, path)
 
 
-def dev_figure(dev: pl.DataFrame, source: str, path: Path) -> Path | None:
+def dev_figure(dev: pl.DataFrame, source: str, path: Path, used: int | None = None) -> Path | None:
+    """The dev curve, the rule's step and (when it differs) the steps the plan trains."""
     from matplotlib.figure import Figure
 
     cols = [c for c in dev.columns if c.startswith("MRR@10/")]
     if dev.height == 0 or not cols:
         return None
-    fig = Figure(figsize=(5, 3.2))
+    fig = Figure(figsize=(6.4, 3.2), layout="constrained")
     ax = fig.subplots()
     for c in cols:
         ax.plot(dev["step"], dev[c], marker="o", markersize=4, label=c)
     d = dev.sort("step")
     ax.plot(d["step"], d.select(pl.mean_horizontal(cols)).to_series(), color="0.4",
             linestyle="--", label="mean (the rule's score)")  # fmt: skip
-    chosen = an.suggest_steps(dev)
-    if chosen is not None:
-        ax.axvline(chosen, color="tab:red", linewidth=1)
-        ax.annotate(f"rule: {chosen} steps", (chosen, 1), xycoords=("data", "axes fraction"),
-                    xytext=(4, -12), textcoords="offset points", color="tab:red", fontsize=8)  # fmt: skip
+    marks = [(an.suggest_steps(dev), "rule", "tab:red", "-")]
+    if used and used != marks[0][0]:
+        marks.append((used, "plan", "black", ":"))
+    for i, (step, what, color, style) in enumerate(marks):
+        if step is None:
+            continue
+        ax.axvline(step, color=color, linewidth=1, linestyle=style)
+        ax.annotate(f"{what}: {step} steps", (step, 0.03), xycoords=("data", "axes fraction"),
+                    xytext=(4, 12 * i), textcoords="offset points", color=color, fontsize=8,
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("MRR@10 on held-out units")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     ax.set_title(f"dev curve, {source}", fontsize=10)
     return save(fig, path)

@@ -304,7 +304,7 @@ def build_report(plan: Plan, store_root: str | Path, out: str | Path) -> ReportR
         figures, verdicts = _main_sections(plan, store, scores, out, blocks)
     else:
         blocks.append(("p", "No evaluation cell is stored yet: nothing to report."))
-    blocks += _dev_sections(store, out, figures)
+    blocks += _dev_sections(plan, store, out, figures)
     blocks += _overlap_blocks(store)
     blocks.append(("p", f"Built {provenance()['created']} by `{provenance()['command']}` "
                         "from the store alone."))  # fmt: skip
@@ -453,7 +453,11 @@ def _alpha_table(pts: pl.DataFrame, per_sys: pl.DataFrame, groups: dict[str, str
     return [("table", head, rows), ("p", note)]
 
 
-def _dev_sections(store: Store, out: Path, figures: list[Path]) -> list[Block]:
+def _steps_text(steps: list[int]) -> str:
+    return f"{steps[0]}-{steps[-1]}" if len(steps) > 2 else ", ".join(map(str, steps))
+
+
+def _dev_sections(plan: Plan, store: Store, out: Path, figures: list[Path]) -> list[Block]:
     blocks: list[Block] = []
     for rec in store.records("devcurve"):
         dev = rec.table("dev")
@@ -463,7 +467,11 @@ def _dev_sections(store: Store, out: Path, figures: list[Path]) -> list[Block]:
         blocks += [("h2", f"Dev curve ({src})"),
                    ("p", f"MRR@10 on held-out units; suggested steps (first step after which the "
                          f"mean never gains > 0.005): {suggest_steps(dev)}.")]  # fmt: skip
-        f = dev_figure(dev, src, out / "figures" / f"dev-{src}.png")
+        if restored := rec.meta.get("dev_restored"):
+            blocks.append(("p", f"Steps {_steps_text(restored['steps'])} were restored from "
+                                f"{restored['from']}: {restored['why']}."))  # fmt: skip
+        used = plan.steps(src)[0] if src in {s.name for s in plan.sources} else None
+        f = dev_figure(dev, src, out / "figures" / f"dev-{src}.png", used)
         if f:
             figures.append(f)
             blocks.append(("img", f, f"dev curve ({src})"))

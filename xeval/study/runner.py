@@ -315,6 +315,7 @@ def _needs_training(runner: Runner, cell: Cell) -> bool:
 def _run_one(runner: Runner, cell: Cell, res: RunResult, opts: RunOptions) -> bool:
     """Run and store one claimed cell; False when it was skipped (e.g. BM25 absent)."""
     t = time.perf_counter()
+    opts.log(f"running {cell.id}")  # names the cell of the progress lines that follow
     try:
         runner.run_cell(cell)
     except XevalError as exc:
