@@ -32,8 +32,9 @@ def bars_figure(
     sel = head.filter(pl.col("benchmark") == bench)
     if sel.height == 0:
         return None
-    fig = Figure(figsize=(9, 3.2))
+    fig = Figure(figsize=(max(9.0, 0.8 * len(groups) + 3), 3.2))
     axes = fig.subplots(1, 3, sharey=False)
+    colors = source_colors(groups)
     for ax, kind in zip(axes, an.KINDS, strict=True):
         metric = an.DECIDING[kind]
         vals = [
@@ -44,7 +45,7 @@ def bars_figure(
         ]
         means = [v["mean"][0] if v.height else 0.0 for v in vals]
         sds = [(v["sd"][0] or 0.0) if v.height else 0.0 for v in vals]
-        ax.bar(range(len(groups)), means, yerr=sds, color="#4c72b0", capsize=3)
+        ax.bar(range(len(groups)), means, yerr=sds, color=[colors[g] for g in groups], capsize=3)
         if per_seed is not None:
             seed_dots(
                 ax,
@@ -56,7 +57,31 @@ def bars_figure(
         lo = min((m for m in means if m), default=0.0)
         ax.set_ylim(max(0.0, lo - 0.1), min(1.0, max(means) + 0.05) if means else 1.0)
     fig.suptitle(f"{bench}: mean over seeds ± seed SD (dots: each seed)", fontsize=10, y=1.03)
+    sources = dict.fromkeys(training_source(g) for g in groups)
+    if len(sources) > 2:  # more than the baselines and one training source: say which is which
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=colors[next(g for g in groups if training_source(g) == s)])
+                   for s in sources]  # fmt: skip
+        fig.legend(handles, list(sources), loc="upper right", fontsize=7, title="trained on",
+                   title_fontsize=7, bbox_to_anchor=(1.0, 1.08), ncols=len(sources))  # fmt: skip
     return save(fig, path)
+
+
+BASELINE_GROUPS = ("base", "bm25")
+PALETTE = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd")
+
+
+def training_source(group: str) -> str:
+    """``legal`` for ``legal-hybrid-a0.5``; ``untrained`` for the baselines."""
+    return "untrained" if group in BASELINE_GROUPS else group.split("-", 1)[0]
+
+
+def source_colors(groups: list[str]) -> dict[str, str]:
+    """One colour per training source (grey for the baselines)."""
+    trained = list(dict.fromkeys(training_source(g) for g in groups if g not in BASELINE_GROUPS))
+    pick = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(trained)}
+    return {g: pick.get(training_source(g), "#8c8c8c") for g in groups}
 
 
 def seed_dots(ax: Any, per_seed: pl.DataFrame, groups: list[str]) -> None:
