@@ -476,6 +476,10 @@ def test_report_sets_other_plans_beside(tmp_path: Path) -> None:
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "dom-hybrid-a0.5 − gen-hybrid-a0.5" in md
     assert "| mono | gen-xx | 2 |" in md
+    side = md.split("## General-domain vs in-domain training")[1].split("\n## ")[0]
+    assert "| dom − gen hybrid |" in side
+    rows = [r for r in side.splitlines() if r.startswith("| tiny | mono |")]
+    assert len(rows) == 1 and "Holm p" in rows[0]
 
 
 def test_baselines_bm25_skipped_when_absent(tmp_path: Path, tiny_model: Path) -> None:

@@ -344,6 +344,7 @@ def _main_sections(
     figures: list[Path] = []
     verdict_blocks, verdicts = _verdict_blocks(plan, store, tests)
     blocks += verdict_blocks
+    blocks += _side_by_side_blocks(plan, head, tests)
     blocks += _benchmark_blocks(plan, head, tests, per_sys, out, figures)
     blocks += [("h2", "Seen vs unseen languages"), *_seen_blocks(plan, store, scores)]
     blocks += _alpha_blocks(plan, per_sys, out, figures)
@@ -384,6 +385,70 @@ def _verdict_blocks(
     if "incomplete" in verdicts.values():
         blocks.append(("p", PARTIAL_NOTE))
     return blocks, verdicts
+
+
+SIDE_NOTE = (
+    "Deciding metric per benchmark and kind (mean over seeds); each training source's hybrid "
+    "with its X-X / X-Y rivals after it. Last column: this plan's hybrid minus the other "
+    "plan's hybrid (seed-aware t on question units, 95 % CI, Holm p over every test of the "
+    "report); * = Holm p < 0.05. — = not stored yet."
+)
+
+
+def _side_by_side_blocks(plan: Plan, head: pl.DataFrame, tests: list[an.Test]) -> list[Block]:
+    """Own training sources against the ``compare_with`` plans' on the benchmarks they share."""
+    sources = trained_sources(plan)
+    own, other = sources[: len(plan.sources)], sources[len(plan.sources) :]
+    if not other:
+        return []
+    blocks: list[Block] = [("h2", "General-domain vs in-domain training")]
+    for p, src, benches in own:
+        g = _groups(p, src.name)
+        rivals = [(op, osrc) for op, osrc, ob in other if set(ob) & set(benches)]
+        hdr = ["benchmark", "kind", "metric", "base"]
+        hdr += [f"{o.name}: hybrid (X-X / X-Y)" for _, o in rivals]
+        hdr += [f"{src.name}: hybrid (X-X / X-Y)"]
+        hdr += [f"{src.name} − {o.name} hybrid" for _, o in rivals]
+        rows = []
+        for b in benches:
+            for kind in an.KINDS:
+                m = an.DECIDING[kind]
+                cells = [b, kind, m, _mean(head, b, kind, "base", m)]
+                cells += [_trio(head, b, kind, _groups(op, o.name), m) for op, o in rivals]
+                cells.append(_trio(head, b, kind, g, m))
+                for op, o in rivals:
+                    theirs = _groups(op, o.name).get("hybrid")
+                    cells.append(_diff_cell(tests, b, kind, m, theirs, g.get("hybrid")))
+                rows.append(cells)
+        blocks += [("h3", f"trained on {src.name} ({src.domain})"), ("table", hdr, rows)]
+    blocks.append(("p", SIDE_NOTE))
+    return blocks
+
+
+def _mean(head: pl.DataFrame, bench: str, kind: str, group: str | None, metric: str) -> str:
+    sel = head.filter(
+        (pl.col("benchmark") == bench)
+        & (pl.col("kind") == kind)
+        & (pl.col("group") == group)
+        & (pl.col("metric") == metric)
+    )
+    return fmt(sel["mean"][0], metric) if sel.height else "—"
+
+
+def _trio(head: pl.DataFrame, bench: str, kind: str, g: dict[str, str], metric: str) -> str:
+    h, xx, xy = (_mean(head, bench, kind, g.get(r), metric) for r in ("hybrid", "xx", "xy"))
+    return "—" if h == xx == xy == "—" else f"{h} ({xx} / {xy})"
+
+
+def _diff_cell(
+    tests: list[an.Test], bench: str, kind: str, metric: str, a: str | None, b: str | None
+) -> str:
+    for t in tests:
+        if (t.benchmark, t.kind, t.metric, t.a, t.b) == (bench, kind, metric, a, b):
+            star = "*" if t.p_holm < 0.05 else ""
+            ci = f"[{fmt(t.ci_low, metric)}, {fmt(t.ci_high, metric)}]"
+            return f"{fmt(t.diff, metric)}{star} {ci}, Holm p {t.p_holm:.2g}"
+    return "—"
 
 
 def _benchmark_blocks(
