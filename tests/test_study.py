@@ -220,6 +220,21 @@ def test_waits_for_steps(tmp_path: Path, tiny_model: Path) -> None:
     assert st.untimed == len(st.pending) and "no estimate" in st.summary()
 
 
+def test_status_costs_fine_tunes_from_the_dev_curve(tmp_path: Path) -> None:
+    """Before any fine-tune is stored, its cost is the dev curve's seconds per step times
+    the source's planned steps."""
+    from xeval.study.cells import Cell
+
+    plan = load_plan(write_plan(tmp_path, Path("m")))  # source toy, 3 steps
+    store = Store(tmp_path / "store")
+    card = {"training": {"seconds_per_step": 12.5}}
+    store.write(Cell("devcurve", source="toy"), {"source": "toy"}, {}, {"card": card})
+    st = study_status(plan, tmp_path / "store")
+    trains = [c for c, _ in st.pending if c.startswith("train/")]
+    assert trains and st.untimed == len(st.pending) - len(trains)
+    assert st.left_s == pytest.approx(12.5 * 3 * len(trains))
+
+
 def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     """Train + eval, killed after the first stored cell, resumed; equals an uninterrupted run."""
     plan = write_plan(tmp_path, tiny_model)

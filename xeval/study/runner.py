@@ -368,8 +368,21 @@ def study_status(plan: Plan, store: Path) -> StatusResult:
     times = _timings(st)
     for _, other in _compare_with_stores(plan):  # evaluations cost the same in any plan
         times = {k: v for k, v in _timings(other).items() if k[0].startswith("eval")} | times
+    times = _train_from_devcurves(plan, st) | times
     known = [times[_timing_key(c)] for c in todo if _timing_key(c) in times]
     return StatusResult(plan.name, store, done, pending, sum(known), len(todo) - len(known))
+
+
+def _train_from_devcurves(plan: Plan, st: Store) -> dict[tuple[str, str], float]:
+    """A fine-tune's cost before any is stored: its source's dev-curve seconds per step
+    (evaluations excluded) times the source's planned steps."""
+    out = {}
+    for rec in st.records("devcurve"):
+        src = rec.meta.get("source")
+        per = ((rec.json("card") or {}).get("training") or {}).get("seconds_per_step")
+        if src in {s.name for s in plan.sources} and per and plan.steps(src)[0]:
+            out[_cost_key("train", None, None, src)] = float(per) * plan.steps(src)[0]
+    return out
 
 
 def _compare_with_stores(plan: Plan) -> list[tuple[str, Store]]:
