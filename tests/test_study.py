@@ -16,7 +16,7 @@ from tests.conftest import REPO, make_tiny_benchmark
 from xeval.errors import XevalError
 from xeval.study.cells import plan_cells
 from xeval.study.plan import load_plan
-from xeval.study.runner import RunOptions, run_study, study_status
+from xeval.study.runner import Runner, RunOptions, run_study, study_status
 from xeval.study.store import Store
 
 PAIR_TEXT = {
@@ -200,7 +200,6 @@ def test_two_workers_share_a_plan(tmp_path: Path, tiny_model: Path) -> None:
 
 def test_claims(tmp_path: Path) -> None:
     """A held claim is refused to a second holder; errors of the claimed work pass through."""
-    from xeval.study.runner import Runner
 
     opts = RunOptions(work=tmp_path / "w", store=tmp_path / "s", log=lambda m: None)
     runner = Runner(load_plan(write_plan(tmp_path, Path("m"))), opts)
@@ -210,6 +209,39 @@ def test_claims(tmp_path: Path) -> None:
         assert again  # released with its holder
     with pytest.raises(XevalError, match="another xeval process"), runner.claim("eval/y"):
         raise XevalError("another xeval process is writing it")
+
+
+def test_status_shows_the_cells_workers_hold(tmp_path: Path) -> None:
+    """A claim held by a live process reads as running; a released or stale one does not."""
+    import subprocess
+    import sys
+
+    plan = load_plan(write_plan(tmp_path, Path("m")))
+    opts = RunOptions(work=tmp_path / "w", store=tmp_path / "s", log=lambda m: None)
+    runner = Runner(plan, opts)
+    cell = study_status(plan, tmp_path / "s").pending[0][0]
+    with runner.claim(cell) as mine:
+        assert mine
+    assert study_status(plan, tmp_path / "s", tmp_path / "w").running == []
+    lock = runner.claim_path(cell)
+    lock = lock.with_name(f".{lock.name}.lock")
+    lock.touch()  # left behind by a killed worker: nobody holds it
+    assert study_status(plan, tmp_path / "s", tmp_path / "w").running == []
+    code = (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR);"
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout and holder.stdout.readline().strip() == b"held"
+        st = study_status(plan, tmp_path / "s", tmp_path / "w")
+        assert [c for c, _ in st.running] == [cell]
+        assert f"running: {cell}" in st.summary() and f"next: {cell}" not in st.summary()
+        with runner.claim(cell) as mine:  # the probe left the holder's lock intact
+            assert not mine
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_waits_for_steps(tmp_path: Path, tiny_model: Path) -> None:

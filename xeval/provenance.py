@@ -188,6 +188,26 @@ def target_lock(path: Path, *, wait: bool) -> Iterator[None]:
         os.close(fd)
 
 
+def lock_held(path: Path) -> float | None:
+    """When another process took :func:`target_lock` on ``path`` (the lock file's mtime),
+    or None when nobody holds it. A shared, non-blocking probe: a writer that tries at
+    that very instant is told "held" once, as if a peer held it."""
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.fstat(fd).st_mtime
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _acquire(lock: Path, path: Path, wait: bool) -> int:
     """An open, flock-ed descriptor of ``lock`` that is still the file at that name."""
     while True:
@@ -208,6 +228,7 @@ def _acquire(lock: Path, path: Path, wait: bool) -> int:
         except FileNotFoundError:
             same = False
         if same:
+            os.utime(fd)  # mtime = when it was taken (see lock_held)
             return fd
         os.close(fd)  # the holder removed it as we waited: lock the new one
 

@@ -109,11 +109,13 @@ def devcurve_cmd(plan: Path, store, work, only: tuple[str, ...], git_commit: boo
 @study_cmd.command("status")
 @PLAN
 @STORE
-def status_cmd(plan: Path, store) -> None:
-    """Which cells of PLAN are stored, which remain, and why some wait."""
+@WORK
+def status_cmd(plan: Path, store, work) -> None:
+    """Which cells of PLAN are stored, which remain, why some wait, and which cells the
+    workers using the same --work hold now (with how long they have run)."""
     from xeval.study.runner import plan_status
 
-    click.echo(plan_status(_request(plan, store)).summary())
+    click.echo(plan_status(_request(plan, store, work)).summary())
 
 
 @study_cmd.command("report")

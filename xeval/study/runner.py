@@ -339,6 +339,7 @@ class StatusResult:
     pending: list[tuple[str, str]]
     left_s: float = 0.0  # estimated seconds for the pending cells with a timed peer
     untimed: int = 0  # pending cells with no stored cell of their kind and benchmark timed
+    running: list[tuple[str, float]] = field(default_factory=list)  # (cell, claimed at)
 
     def summary(self) -> str:
         lines = [f"study {self.plan} ({self.store}): {len(self.done)} done, "]
@@ -354,12 +355,21 @@ class StatusResult:
         for c, _ in self.pending:
             by_kind.setdefault(c.split("/")[0], [0, 0])[1] += 1
         lines += [f"  {k}: {d} done, {p} to run" for k, (d, p) in by_kind.items()]
-        lines += [f"  next: {c}" + (f" (waits: {w})" if w else "") for c, w in self.pending[:5]]
+        now = time.time()
+        lines += [
+            f"  running: {c} (for {(now - t) / 60:.0f} min, since "
+            f"{time.strftime('%H:%M', time.localtime(t))})"
+            for c, t in self.running
+        ]
+        busy = {c for c, _ in self.running}
+        free = [(c, w) for c, w in self.pending if c not in busy]
+        lines += [f"  next: {c}" + (f" (waits: {w})" if w else "") for c, w in free[:5]]
         return "\n".join(lines)
 
 
-def study_status(plan: Plan, store: Path) -> StatusResult:
-    """Which cells are stored and which remain (with why they wait, if they do)."""
+def study_status(plan: Plan, store: Path, work: Path | None = None) -> StatusResult:
+    """Which cells are stored and which remain (with why they wait, if they do); with
+    ``work``, which of them a worker holds now."""
     st = Store(store)
     cells = plan_cells(plan)
     done = [c.id for c in cells if st.done(c)]
@@ -370,7 +380,17 @@ def study_status(plan: Plan, store: Path) -> StatusResult:
         times = {k: v for k, v in _timings(other).items() if k[0].startswith("eval")} | times
     times = _train_from_devcurves(plan, st) | times
     known = [times[_timing_key(c)] for c in todo if _timing_key(c) in times]
-    return StatusResult(plan.name, store, done, pending, sum(known), len(todo) - len(known))
+    res = StatusResult(plan.name, store, done, pending, sum(known), len(todo) - len(known))
+    res.running = running_cells(work / plan.name, [c.id for c in todo]) if work else []
+    return res
+
+
+def running_cells(work: Path, cells: list[str]) -> list[tuple[str, float]]:
+    """(cell, when claimed) of each of ``cells`` a live worker holds in ``work``."""
+    from xeval.provenance import lock_held
+
+    held = ((c, lock_held(work / "claims" / c.replace("/", "+"))) for c in cells)
+    return [(c, t) for c, t in held if t is not None]
 
 
 def _train_from_devcurves(plan: Plan, st: Store) -> dict[tuple[str, str], float]:
@@ -495,7 +515,9 @@ def run_devcurve(req: StudyRequest) -> DevcurveResult:
 
 def plan_status(req: StudyRequest) -> StatusResult:
     """:func:`study_status` of the plan file (``xeval study status``)."""
-    return study_status(*open_plan(req))
+    from xeval.sources import cache_dir
+
+    return study_status(*open_plan(req), req.work or cache_dir() / "study")
 
 
 def report_plan(req: StudyRequest, out: Path | None = None) -> ReportResult:
