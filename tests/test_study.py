@@ -16,7 +16,8 @@ from tests.conftest import REPO, make_tiny_benchmark
 from xeval.errors import XevalError
 from xeval.study.cells import plan_cells
 from xeval.study.plan import load_plan
-from xeval.study.runner import Runner, RunOptions, run_study, study_status
+from xeval.study.runner import Runner, RunOptions, run_study
+from xeval.study.status import study_status
 from xeval.study.store import Store
 
 PAIR_TEXT = {

@@ -31,6 +31,7 @@ from xeval.study.store import Store
 
 if TYPE_CHECKING:
     from xeval.study.report import ReportResult
+    from xeval.study.status import StatusResult
 
 
 @dataclass
@@ -67,6 +68,21 @@ class RunResult:
         return "\n".join(lines)
 
 
+def claim_path(work: Path, cell_id: str) -> Path:
+    """The file a worker locks to hold ``cell_id`` (``work`` is the plan's work folder)."""
+    return work / "claims" / cell_id.replace("/", "+")
+
+
+def compare_with_stores(plan: Plan) -> list[tuple[str, Store]]:
+    """(plan file as written, its store) of each ``compare_with`` plan."""
+    from xeval.study.plan import load_plan
+    from xeval.study.store import default_store
+
+    return [
+        (rel, Store(default_store(load_plan(plan.path.parent / rel)))) for rel in plan.compare_with
+    ]
+
+
 def blocked(plan: Plan, cell: Cell) -> str | None:
     """Why ``cell`` cannot run yet (None when it can)."""
     s = cell.system
@@ -86,7 +102,7 @@ class Runner:
 
     # ---- shared pieces -----------------------------------------------------------------
     def claim_path(self, cell_id: str) -> Path:
-        return self.work / "claims" / cell_id.replace("/", "+")
+        return claim_path(self.work, cell_id)
 
     @contextlib.contextmanager
     def claim(self, cell_id: str, wait: bool = False) -> Iterator[bool]:
@@ -177,7 +193,7 @@ class Runner:
         )
         if None in want[:2]:  # e.g. bm25: nothing to prove the runs alike
             return False
-        for rel, other in _compare_with_stores(self.plan):
+        for rel, other in compare_with_stores(self.plan):
             rec = other.get(cell.id)
             if rec is None:
                 continue
@@ -331,122 +347,6 @@ def _run_one(runner: Runner, cell: Cell, res: RunResult, opts: RunOptions) -> bo
     return True
 
 
-@dataclass
-class StatusResult:
-    plan: str
-    store: Path
-    done: list[str]
-    pending: list[tuple[str, str]]
-    left_s: float = 0.0  # estimated seconds for the pending cells with a timed peer
-    untimed: int = 0  # pending cells with no stored cell of their kind and benchmark timed
-    running: list[tuple[str, float]] = field(default_factory=list)  # (cell, claimed at)
-
-    def summary(self) -> str:
-        lines = [f"study {self.plan} ({self.store}): {len(self.done)} done, "]
-        lines[0] += f"{len(self.pending)} to run"
-        if self.pending and self.untimed == len(self.pending):
-            lines[0] += " (no stored cell like them is timed yet: no estimate)"
-        elif self.pending:
-            lines[0] += f"; ≈ {self.left_s / 3600:.1f} h of work left at the stored cells' times"
-            lines[0] += f" ({self.untimed} cells untimed)" if self.untimed else ""
-        by_kind: dict[str, list[int]] = {}
-        for c in self.done:
-            by_kind.setdefault(c.split("/")[0], [0, 0])[0] += 1
-        for c, _ in self.pending:
-            by_kind.setdefault(c.split("/")[0], [0, 0])[1] += 1
-        lines += [f"  {k}: {d} done, {p} to run" for k, (d, p) in by_kind.items()]
-        now = time.time()
-        lines += [
-            f"  running: {c} (for {(now - t) / 60:.0f} min, since "
-            f"{time.strftime('%H:%M', time.localtime(t))})"
-            for c, t in self.running
-        ]
-        busy = {c for c, _ in self.running}
-        free = [(c, w) for c, w in self.pending if c not in busy]
-        lines += [f"  next: {c}" + (f" (waits: {w})" if w else "") for c, w in free[:5]]
-        return "\n".join(lines)
-
-
-def study_status(plan: Plan, store: Path, work: Path | None = None) -> StatusResult:
-    """Which cells are stored and which remain (with why they wait, if they do); with
-    ``work``, which of them a worker holds now."""
-    st = Store(store)
-    cells = plan_cells(plan)
-    done = [c.id for c in cells if st.done(c)]
-    todo = [c for c in cells if not st.done(c)]
-    pending = [(c.id, blocked(plan, c) or "") for c in todo]
-    times = _timings(st)
-    for _, other in _compare_with_stores(plan):  # evaluations cost the same in any plan
-        times = {k: v for k, v in _timings(other).items() if k[0].startswith("eval")} | times
-    times = _train_from_devcurves(plan, st) | times
-    known = [times[_timing_key(c)] for c in todo if _timing_key(c) in times]
-    res = StatusResult(plan.name, store, done, pending, sum(known), len(todo) - len(known))
-    res.running = running_cells(work / plan.name, [c.id for c in todo]) if work else []
-    return res
-
-
-def running_cells(work: Path, cells: list[str]) -> list[tuple[str, float]]:
-    """(cell, when claimed) of each of ``cells`` a live worker holds in ``work``."""
-    from xeval.provenance import lock_held
-
-    held = ((c, lock_held(work / "claims" / c.replace("/", "+"))) for c in cells)
-    return [(c, t) for c, t in held if t is not None]
-
-
-def _train_from_devcurves(plan: Plan, st: Store) -> dict[tuple[str, str], float]:
-    """A fine-tune's cost before any is stored: its source's dev-curve seconds per step
-    (evaluations excluded) times the source's planned steps."""
-    out = {}
-    for rec in st.records("devcurve"):
-        src = rec.meta.get("source")
-        per = ((rec.json("card") or {}).get("training") or {}).get("seconds_per_step")
-        if src in {s.name for s in plan.sources} and per and plan.steps(src)[0]:
-            out[_cost_key("train", None, None, src)] = float(per) * plan.steps(src)[0]
-    return out
-
-
-def _compare_with_stores(plan: Plan) -> list[tuple[str, Store]]:
-    """(plan file as written, its store) of each ``compare_with`` plan."""
-    from xeval.study.plan import load_plan
-    from xeval.study.store import default_store
-
-    return [
-        (rel, Store(default_store(load_plan(plan.path.parent / rel)))) for rel in plan.compare_with
-    ]
-
-
-def _cost_key(
-    kind: str, system: str | None, benchmark: str | None, source: str | None
-) -> tuple[str, str]:
-    """Cells that cost alike: an evaluation by benchmark (BM25 apart), training by source."""
-    if kind == "eval":
-        return ("eval-bm25" if system == "bm25" else "eval", benchmark or "")
-    return (kind, source or "")
-
-
-def _timing_key(cell: Cell) -> tuple[str, str]:
-    s = cell.system
-    return _cost_key(
-        cell.kind, s.name if s else None, cell.benchmark, s.source if s else cell.source
-    )
-
-
-def _timings(st: Store) -> dict[tuple[str, str], float]:
-    """Median stored ``seconds`` per :func:`_timing_key` (cells stored without a timing,
-    or copied from another plan, are left out)."""
-    import statistics
-
-    seen: dict[tuple[str, str], list[float]] = {}
-    for kind in ("eval", "train", "devcurve"):
-        for rec in st.records(kind):
-            m = rec.meta
-            if m.get("seconds") is None or m.get("reused_from"):
-                continue
-            key = _cost_key(kind, m.get("system"), m.get("benchmark"), m.get("source"))
-            seen.setdefault(key, []).append(float(m["seconds"]))
-    return {k: statistics.median(v) for k, v in seen.items()}
-
-
 # ------------------------------------------------------------------ one call per command
 
 
@@ -514,8 +414,9 @@ def run_devcurve(req: StudyRequest) -> DevcurveResult:
 
 
 def plan_status(req: StudyRequest) -> StatusResult:
-    """:func:`study_status` of the plan file (``xeval study status``)."""
+    """:func:`~xeval.study.status.study_status` of the plan file (``xeval study status``)."""
     from xeval.sources import cache_dir
+    from xeval.study.status import study_status
 
     return study_status(*open_plan(req), req.work or cache_dir() / "study")
 
