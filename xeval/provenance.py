@@ -178,7 +178,7 @@ def target_lock(path: Path, *, wait: bool) -> Iterator[None]:
     ``wait=False`` raises :class:`XevalError` at once when another process holds it.
     The lock dies with its process, so kill -9 never leaves ``path`` locked.
     """
-    lock = path.with_name(f".{path.name}.lock")
+    lock = _lock_file(path)
     fd = _acquire(lock, path, wait)
     try:
         yield
@@ -188,13 +188,17 @@ def target_lock(path: Path, *, wait: bool) -> Iterator[None]:
         os.close(fd)
 
 
+def _lock_file(path: Path) -> Path:
+    """The file :func:`target_lock` flocks for ``path``."""
+    return path.with_name(f".{path.name}.lock")
+
+
 def lock_held(path: Path) -> float | None:
     """When another process took :func:`target_lock` on ``path`` (the lock file's mtime),
     or None when nobody holds it. A shared, non-blocking probe: a writer that tries at
     that very instant is told "held" once, as if a peer held it."""
-    lock = path.with_name(f".{path.name}.lock")
     try:
-        fd = os.open(lock, os.O_RDONLY)
+        fd = os.open(_lock_file(path), os.O_RDONLY)
     except OSError:
         return None
     try:
