@@ -271,6 +271,22 @@ def test_paired_t_counts_the_seeds(tmp_path: Path) -> None:
         other = r["system_b"] if r["system_a"] == "hybrid" else r["system_a"]
         unit_only = xs.mean_difference_ci(*_unit_columns(root, other))
         assert r["ci_high"] - r["ci_low"] > unit_only[2] - unit_only[1]
+        boot_units = xs.bootstrap_ci(*_unit_columns(root, other), 9999, 0)
+        assert r["boot_high"] - r["boot_low"] > 1.5 * (boot_units[1] - boot_units[0])
+
+
+def test_the_bootstrap_counts_the_seeds_whatever_the_test(tmp_path: Path) -> None:
+    """With seed replicas the bootstrap interval resamples seeds as well as units, for
+    every test (the test itself stays unit-only but for paired t)."""
+    root = tmp_path / "runs"
+    write_run(root, "xx", "xx", 0.35, seed=0)
+    for s, q in enumerate((0.3, 0.6, 0.45)):
+        write_run(root, f"hybrid-seed{s}", "hybrid", q, seed=s)
+    opts = CompareOptions(metrics=("MRR@10",), unit="query", correction="none", test="wilcoxon")
+    r = compare_folder(root, opts).results.filter(pl.col("kind") == "mono").row(0, named=True)
+    assert r["method"] == "signed-rank"
+    boot_units = xs.bootstrap_ci(*_unit_columns(root, "xx"), 9999, 0)
+    assert r["boot_high"] - r["boot_low"] > 1.5 * (boot_units[1] - boot_units[0])
 
 
 def _unit_columns(root: Path, a: str) -> tuple[np.ndarray, np.ndarray]:

@@ -14,11 +14,13 @@ mean; the spread of a system's score over its seeds (std of the replicas' macro-
 is reported beside each difference, and a warning is raised when a difference between two
 systems is smaller than that spread. With ``paired-t`` and replicas on either side the test
 counts the seeds too (:func:`xeval.compare.stats.seed_aware_t`: unit and seed variance,
-Welch-Satterthwaite df), and so does the t interval; the other tests and the bootstrap
-interval see the units only.
+Welch-Satterthwaite df), and so does the t interval; the other tests see the units only.
 
 Intervals: a t-based 95 % interval of the mean difference and a paired BCa bootstrap
-interval over the same units (``scipy.stats.bootstrap``, seeded).
+interval over the same units (``scipy.stats.bootstrap``, seeded). With seed replicas on
+either side, whatever the test, the bootstrap resamples the seeds too
+(:func:`xeval.compare.stats.seed_bootstrap_ci`: units paired, each system's seeds drawn
+on their own, percentile interval).
 
 Direction: ``delta`` is B - A (B is the non-baseline, or later, system); for metrics where
 lower is better (``LB``, language bias) a negative delta means B is better, and wins /
@@ -373,9 +375,9 @@ def _replica_matrices(
     options: CompareOptions,
     units: pl.DataFrame | None,
 ) -> list[np.ndarray] | None:
-    """Per system a (replicas x pairing units) matrix, for the seed-aware paired t; None
-    when no system has replicas or the test is not ``paired-t``."""
-    if options.test != "paired-t" or all(s.n_runs < 2 for s in systems):
+    """Per system a (replicas x pairing units) matrix, for the seed-aware paired t and
+    bootstrap; None when no system has replicas."""
+    if all(s.n_runs < 2 for s in systems):
         return None
     keys = _unit_values(systems[0].per_query, metric, unit, options, units)["key"]
     out = []
@@ -418,13 +420,19 @@ def _test_unit(
         a, b = matrix[:, i], matrix[:, j]
         res = _pair_test(a, b, options, tukey, (i, j))
         delta, lo, hi = stats.mean_difference_ci(a, b)
-        if seeded is not None and max(len(seeded[i]), len(seeded[j])) >= 2:
+        replicas = seeded is not None and max(len(seeded[i]), len(seeded[j])) >= 2
+        if seeded is not None and replicas and options.test == "paired-t":
             sa = stats.seed_aware_t(seeded[i], seeded[j])
             k = f"{len(seeded[i])} v {len(seeded[j])} seeds"
             t = sa.diff / sa.se if sa.se > 0 else 0.0
             res = stats.TestResult(t, sa.p, f"seed-aware t ({k}, df {sa.df:.1f})")
             lo, hi = sa.ci_low, sa.ci_high
-        b_lo, b_hi = stats.bootstrap_ci(a, b, options.bootstrap, options.seed)
+        if seeded is not None:  # units and seeds resampled; one seed each: paired BCa
+            b_lo, b_hi = stats.seed_bootstrap_ci(
+                seeded[i], seeded[j], options.bootstrap, options.seed
+            )
+        else:
+            b_lo, b_hi = stats.bootstrap_ci(a, b, options.bootstrap, options.seed)
         w, t, l_ = stats.win_tie_loss(a, b, higher_is_better=hib)
         better = "=" if abs(delta) <= 1e-12 else ("B" if (delta > 0) == hib else "A")
         rows.append(

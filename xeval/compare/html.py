@@ -228,8 +228,9 @@ def render(comp: Comparison, figures: Sequence[FigureFile], meta: dict[str, Any]
 <h1>{escape(title)}</h1>
 <p>{escape(tables.describe(comp))}</p>
 <p class="note">Pairing unit: {escape(pairing)}. Effect size: mean difference B − A
-with a t-based and a paired bootstrap (BCa, {o.bootstrap} resamples, seed {o.seed}) 95 %
-confidence interval; seed sd: std of a system's score over its seed replicas. Created {escape(str(meta.get("created", "")))} by
+with a t-based and a paired bootstrap (BCa, {o.bootstrap} resamples, seed {o.seed}; with
+seed replicas a two-level percentile bootstrap over units and seeds) 95 % confidence
+interval; seed sd: std of a system's score over its seed replicas. Created {escape(str(meta.get("created", "")))} by
 <code>{escape(str(meta.get("command", "")))}</code>. Render check: <span id="render-status">
 not run</span>.</p>
 {_warnings(comp)}

@@ -206,8 +206,13 @@ def describe(comp: Comparison) -> str:
         "/ loses to A; seed sd = std over seed replicas (! when larger than |Δ|)"
         + (
             "; paired t with seed replicas is seed-aware (unit and seed variance, its t "
-            "interval too; the bootstrap interval counts units only)"
+            "interval too)"
             if o.test == "paired-t" and any(s.n_runs > 1 for s in comp.systems)
+            else ""
+        )
+        + (
+            "; with seed replicas the bootstrap resamples units and seeds"
+            if any(s.n_runs > 1 for s in comp.systems)
             else ""
         )
         + ("; LB: lower is better." if "LB" in o.metrics else ".")
