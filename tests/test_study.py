@@ -268,6 +268,25 @@ def test_status_costs_fine_tunes_from_the_dev_curve(tmp_path: Path) -> None:
     assert st.left_s == pytest.approx(12.5 * 3 * len(trains))
 
 
+def test_status_costs_a_resumed_fine_tune_as_a_whole(tmp_path: Path) -> None:
+    """A fine-tune resumed at step 350 of 400 timed only its last 50 steps; status costs
+    it at its seconds per step times all 400 (plus what the cell spent outside training)."""
+    from xeval.study.cells import plan_cells
+
+    p = write_plan(tmp_path, Path("m"))  # source toy, 3 steps, seed 0
+    train = next(c for c in plan_cells(load_plan(p)) if c.kind == "train")
+    tr = {"resumed_from": "ckpt-2", "seconds_per_step": 10.0, "max_steps": 3}
+    card = {"training": {**tr, "train_seconds_this_call": 10.0}}
+    meta = {"source": "toy", "system": train.system.name, "seconds": 15.0}
+    Store(tmp_path / "store").write(train, meta, {}, {"card": card})
+    more = p.with_name("more.toml")
+    more.write_text(p.read_text().replace("seeds = [0]\nsave", "seeds = [0, 1]\nsave"))
+    st = study_status(load_plan(more), tmp_path / "store")
+    trains = [c for c, _ in st.pending if c.startswith("train/")]
+    assert trains == ["train/toy-hybrid-a0.5-s1"]
+    assert st.left_s == pytest.approx(15.0 - 10.0 + 10.0 * 3)
+
+
 def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     """Train + eval, killed after the first stored cell, resumed; equals an uninterrupted run."""
     plan = write_plan(tmp_path, tiny_model)

@@ -7,6 +7,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from xeval.provenance import lock_held
 from xeval.study.cells import Cell, plan_cells
@@ -115,5 +116,20 @@ def _timings(st: Store) -> dict[tuple[str, str], float]:
             if m.get("seconds") is None or m.get("reused_from"):
                 continue
             key = _cost_key(kind, m.get("system"), m.get("benchmark"), m.get("source"))
-            seen.setdefault(key, []).append(float(m["seconds"]))
+            card = rec.json("card") if kind == "train" else None
+            seen.setdefault(key, []).append(_whole_seconds(float(m["seconds"]), card))
     return {k: statistics.median(v) for k, v in seen.items()}
+
+
+def _whole_seconds(seconds: float, card: dict[str, Any] | None) -> float:
+    """A cell's cost as if run in one go: a fine-tune resumed from a checkpoint timed only
+    its last call, so its training time is its seconds per step times all its steps."""
+    tr = (card or {}).get("training") or {}
+    per, steps, this = (
+        tr.get("seconds_per_step"),
+        tr.get("max_steps"),
+        tr.get("train_seconds_this_call"),
+    )
+    if not tr.get("resumed_from") or not per or not steps or this is None:
+        return seconds
+    return seconds - float(this) + float(per) * int(steps)
