@@ -271,8 +271,6 @@ def test_status_costs_fine_tunes_from_the_dev_curve(tmp_path: Path) -> None:
 def test_status_costs_a_resumed_fine_tune_as_a_whole(tmp_path: Path) -> None:
     """A fine-tune resumed at step 350 of 400 timed only its last 50 steps; status costs
     it at its seconds per step times all 400 (plus what the cell spent outside training)."""
-    from xeval.study.cells import plan_cells
-
     p = write_plan(tmp_path, Path("m"))  # source toy, 3 steps, seed 0
     train = next(c for c in plan_cells(load_plan(p)) if c.kind == "train")
     tr = {"resumed_from": "ckpt-2", "seconds_per_step": 10.0, "max_steps": 3}
@@ -285,6 +283,16 @@ def test_status_costs_a_resumed_fine_tune_as_a_whole(tmp_path: Path) -> None:
     trains = [c for c, _ in st.pending if c.startswith("train/")]
     assert trains == ["train/toy-hybrid-a0.5-s1"]
     assert st.left_s == pytest.approx(15.0 - 10.0 + 10.0 * 3)
+
+
+def test_status_divides_the_work_left_by_the_workers_running() -> None:
+    from xeval.study.status import StatusResult
+
+    pending = [("eval/a", ""), ("eval/b", ""), ("eval/c", "")]
+    st = StatusResult("p", Path("s"), [], pending, left_s=3 * 3600.0)
+    assert "3.0 h of work left" in st.summary() and "wall" not in st.summary()
+    st.running = [("eval/a", 0.0), ("eval/b", 0.0)]
+    assert "1.5 h of wall time with the 2 workers running now" in st.summary()
 
 
 def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:

@@ -35,6 +35,9 @@ class StatusResult:
             lines[0] += " (no stored cell like them is timed yet: no estimate)"
         elif self.pending:
             lines[0] += f"; ≈ {self.left_s / 3600:.1f} h of work left at the stored cells' times"
+            if len(self.running) > 1:
+                lines[0] += f", ≈ {self.left_s / 3600 / len(self.running):.1f} h of wall time"
+                lines[0] += f" with the {len(self.running)} workers running now"
             lines[0] += f" ({self.untimed} cells untimed)" if self.untimed else ""
         by_kind: dict[str, list[int]] = {}
         for c in self.done:
