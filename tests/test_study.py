@@ -295,6 +295,18 @@ def test_status_divides_the_work_left_by_the_workers_running() -> None:
     assert "1.5 h of wall time with the 2 workers running now" in st.summary()
 
 
+def test_figures_grey_every_baseline_the_plan_names() -> None:
+    """A baseline model named like a source ("multilingual-e5-base") is untrained, not a
+    training source called "multilingual"."""
+    from xeval.study.figures import source_colors, training_source
+
+    groups = ["base", "multilingual-e5-base", "legal-xx", "legal-hybrid-a0.5"]
+    colors = source_colors(groups, ("base", "multilingual-e5-base"))
+    assert colors["base"] == colors["multilingual-e5-base"] == "#8c8c8c"
+    assert colors["legal-xx"] == colors["legal-hybrid-a0.5"] != "#8c8c8c"
+    assert training_source("multilingual-e5-base", ("multilingual-e5-base",)) == "untrained"
+
+
 def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     """Train + eval, killed after the first stored cell, resumed; equals an uninterrupted run."""
     plan = write_plan(tmp_path, tiny_model)

@@ -3,6 +3,7 @@ curve, the dev curve."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import polars as pl
 
 from xeval.provenance import atomic_path
 from xeval.study import analysis as an
+
+BASELINE_GROUPS = ("base", "bm25")  # the untrained systems when a caller names none
 
 
 def save(fig: Any, path: Path) -> Path:
@@ -24,9 +27,11 @@ def bars_figure(
     groups: list[str],
     path: Path,
     per_seed: pl.DataFrame | None = None,
+    baselines: Collection[str] = BASELINE_GROUPS,
 ) -> Path | None:
     """MRR@10 (mono, cross) and MAP (multi) per system, error bars = seed SD, and a dot per
-    seed where a system has several (``per_seed``: :func:`xeval.study.report.per_system`)."""
+    seed where a system has several (``per_seed``: :func:`xeval.study.report.per_system`);
+    ``baselines``: the untrained systems (grey)."""
     from matplotlib.figure import Figure
 
     sel = head.filter(pl.col("benchmark") == bench)
@@ -34,7 +39,7 @@ def bars_figure(
         return None
     fig = Figure(figsize=(max(9.0, 0.8 * len(groups) + 3), 3.2))
     axes = fig.subplots(1, 3, sharey=False)
-    colors = source_colors(groups)
+    colors = source_colors(groups, baselines)
     for ax, kind in zip(axes, an.KINDS, strict=True):
         metric = an.DECIDING[kind]
         vals = [
@@ -57,31 +62,32 @@ def bars_figure(
         lo = min((m for m in means if m), default=0.0)
         ax.set_ylim(max(0.0, lo - 0.1), min(1.0, max(means) + 0.05) if means else 1.0)
     fig.suptitle(f"{bench}: mean over seeds ± seed SD (dots: each seed)", fontsize=10, y=1.03)
-    sources = dict.fromkeys(training_source(g) for g in groups)
+    sources = dict.fromkeys(training_source(g, baselines) for g in groups)
     if len(sources) > 2:  # more than the baselines and one training source: say which is which
         from matplotlib.patches import Patch
 
-        handles = [Patch(color=colors[next(g for g in groups if training_source(g) == s)])
-                   for s in sources]  # fmt: skip
+        first = {s: next(g for g in groups if training_source(g, baselines) == s) for s in sources}
+        handles = [Patch(color=colors[first[s]]) for s in sources]
         fig.legend(handles, list(sources), loc="upper right", fontsize=7, title="trained on",
                    title_fontsize=7, bbox_to_anchor=(1.0, 1.08), ncols=len(sources))  # fmt: skip
     return save(fig, path)
 
 
-BASELINE_GROUPS = ("base", "bm25")
 PALETTE = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd")
 
 
-def training_source(group: str) -> str:
+def training_source(group: str, baselines: Collection[str] = BASELINE_GROUPS) -> str:
     """``legal`` for ``legal-hybrid-a0.5``; ``untrained`` for the baselines."""
-    return "untrained" if group in BASELINE_GROUPS else group.split("-", 1)[0]
+    return "untrained" if group in baselines else group.split("-", 1)[0]
 
 
-def source_colors(groups: list[str]) -> dict[str, str]:
+def source_colors(
+    groups: list[str], baselines: Collection[str] = BASELINE_GROUPS
+) -> dict[str, str]:
     """One colour per training source (grey for the baselines)."""
-    trained = list(dict.fromkeys(training_source(g) for g in groups if g not in BASELINE_GROUPS))
+    trained = dict.fromkeys(training_source(g, baselines) for g in groups if g not in baselines)
     pick = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(trained)}
-    return {g: pick.get(training_source(g), "#8c8c8c") for g in groups}
+    return {g: pick.get(training_source(g, baselines), "#8c8c8c") for g in groups}
 
 
 def seed_dots(ax: Any, per_seed: pl.DataFrame, groups: list[str]) -> None:

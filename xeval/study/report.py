@@ -466,7 +466,7 @@ def _benchmark_blocks(
         blocks += _headline_blocks(head, bench.name)
         groups = sorted(head.filter(pl.col("benchmark") == bench.name)["group"].unique().to_list())
         path = out / "figures" / f"bars-{bench.name}.png"
-        if f := bars_figure(head, bench.name, groups, path, per_sys):
+        if f := bars_figure(head, bench.name, groups, path, per_sys, plan.baselines):
             figures.append(f)
             blocks.append(("img", f, f"{bench.name}: deciding metric per kind"))
         if rows := _test_rows(tests, bench.name):
