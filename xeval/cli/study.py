@@ -113,7 +113,7 @@ def devcurve_cmd(plan: Path, store, work, only: tuple[str, ...], git_commit: boo
 def status_cmd(plan: Path, store, work) -> None:
     """Which cells of PLAN are stored, which remain, why some wait, and which cells the
     workers using the same --work hold now (with how long they have run)."""
-    from xeval.study.runner import plan_status
+    from xeval.study.status import plan_status
 
     click.echo(plan_status(_request(plan, store, work)).summary())
 

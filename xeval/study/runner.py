@@ -31,7 +31,6 @@ from xeval.study.store import Store
 
 if TYPE_CHECKING:
     from xeval.study.report import ReportResult
-    from xeval.study.status import StatusResult
 
 
 @dataclass
@@ -411,14 +410,6 @@ def run_devcurve(req: StudyRequest) -> DevcurveResult:
     res = run_plan(req, ("devcurve",))
     plan, store = open_plan(req)
     return DevcurveResult(res, devcurve_summary(plan, Store(store)))
-
-
-def plan_status(req: StudyRequest) -> StatusResult:
-    """:func:`~xeval.study.status.study_status` of the plan file (``xeval study status``)."""
-    from xeval.sources import cache_dir
-    from xeval.study.status import study_status
-
-    return study_status(*open_plan(req), req.work or cache_dir() / "study")
 
 
 def report_plan(req: StudyRequest, out: Path | None = None) -> ReportResult:
