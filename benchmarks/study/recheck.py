@@ -131,7 +131,8 @@ def main(store: Path, *others: Path) -> int:
     lines = [
         f"# Recheck of {store.name}: the deciding tests recomputed without xeval",
         "",
-        "`python benchmarks/study/recheck.py " + str(store) + "` (pyarrow, numpy and scipy "
+        f"`python benchmarks/study/recheck.py {' '.join(map(str, (store, *others)))}` "
+        "(pyarrow, numpy and scipy "
         "on the committed Parquet files). Columns 4-8: the seed-aware t recomputed from raw "
         "per-unit scores and whether the report shows the same figures (to its rounding). "
         "Last two: Welch's t on the per-seed means alone (units ignored), Holm over these "
