@@ -658,6 +658,15 @@ def test_seed_aware_t_is_paired_t_with_one_seed() -> None:
     assert (r.ci_low, r.ci_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
 
 
+def _equal_but_for_seeds(rng, n: int, k: int):
+    """Two (k seeds x n units) score matrices of equal strategies: each fine-tune adds one
+    shift N(0, 0.01) to every unit, and noise N(0, 0.05) per unit."""
+    unit = rng.uniform(0.2, 0.8, size=n)
+    xa = unit + rng.normal(0, 0.01, size=(k, 1)) + rng.normal(0, 0.05, size=(k, n))
+    xb = unit + rng.normal(0, 0.01, size=(k, 1)) + rng.normal(0, 0.05, size=(k, n))
+    return xa, xb
+
+
 def test_seed_aware_t_holds_its_level_under_seed_noise() -> None:
     """Two strategies that are equal except for seed-to-seed shifts (3 seeds each): the
     unit-only paired t on seed means rejects far too often, the seed-aware t near 5 %."""
@@ -670,9 +679,7 @@ def test_seed_aware_t_holds_its_level_under_seed_noise() -> None:
     n, k, sims = 200, 3, 400
     seed_aware = unit_only = 0
     for _ in range(sims):
-        unit = rng.uniform(0.2, 0.8, size=n)
-        xa = unit + rng.normal(0, 0.01, size=(k, 1)) + rng.normal(0, 0.05, size=(k, n))
-        xb = unit + rng.normal(0, 0.01, size=(k, 1)) + rng.normal(0, 0.05, size=(k, n))
+        xa, xb = _equal_but_for_seeds(rng, n, k)
         seed_aware += seed_aware_t(xa, xb).p < 0.05
         unit_only += sst.ttest_rel(xb.mean(0), xa.mean(0)).pvalue < 0.05
     assert unit_only / sims > 0.25
@@ -703,9 +710,7 @@ def test_seed_bootstrap_counts_the_seeds() -> None:
     n, k, sims = 100, 3, 60
     both = units = 0
     for i in range(sims):
-        unit = rng.uniform(0.2, 0.8, size=n)
-        xa = unit + rng.normal(0, 0.01, size=(k, 1)) + rng.normal(0, 0.05, size=(k, n))
-        xb = unit + rng.normal(0, 0.01, size=(k, 1)) + rng.normal(0, 0.05, size=(k, n))
+        xa, xb = _equal_but_for_seeds(rng, n, k)
         lo, hi = seed_bootstrap_ci(xa, xb, 499, i)
         both += not lo <= 0 <= hi
         lo, hi = bootstrap_ci(xa.mean(0), xb.mean(0), 499, i)

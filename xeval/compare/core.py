@@ -420,10 +420,10 @@ def _test_unit(
         a, b = matrix[:, i], matrix[:, j]
         res = _pair_test(a, b, options, tukey, (i, j))
         delta, lo, hi = stats.mean_difference_ci(a, b)
-        replicas = seeded is not None and max(len(seeded[i]), len(seeded[j])) >= 2
-        if seeded is not None and replicas and options.test == "paired-t":
+        seeds = (len(seeded[i]), len(seeded[j])) if seeded is not None else (1, 1)
+        if seeded is not None and options.test == "paired-t" and max(seeds) >= 2:
             sa = stats.seed_aware_t(seeded[i], seeded[j])
-            k = f"{len(seeded[i])} v {len(seeded[j])} seeds"
+            k = f"{seeds[0]} v {seeds[1]} seeds"
             t = sa.diff / sa.se if sa.se > 0 else 0.0
             res = stats.TestResult(t, sa.p, f"seed-aware t ({k}, df {sa.df:.1f})")
             lo, hi = sa.ci_low, sa.ci_high
