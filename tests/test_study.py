@@ -371,6 +371,47 @@ def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     assert "verdict" in rep.summary().lower()
 
 
+def test_a_model_retrained_elsewhere_must_be_the_stored_one(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """A new machine (work folder gone) retrains a fine-tune before evaluating it, and
+    evaluates it only when the retrain equals the model its stored train cell records."""
+    import shutil
+
+    plan = load_plan(write_plan(tmp_path, tiny_model))
+    store, work, ev = tmp_path / "store", tmp_path / "w", "eval/toy-hybrid-a0.5-s0/tiny"
+    run_study(plan, RunOptions(work=work, store=store, log=lambda m: None))
+    before = Store(store).get(ev)
+    assert before is not None
+
+    def on_a_new_machine() -> list[str]:
+        shutil.rmtree(work)
+        shutil.rmtree(Store(store).folder(ev))
+        lines: list[str] = []
+        run_study(plan, RunOptions(work=work, store=store, log=lines.append))
+        return lines
+
+    lines = on_a_new_machine()
+    assert any("retrained toy-hybrid-a0.5-s0: same fingerprint" in x for x in lines)
+    after = Store(store).get(ev)
+    assert after is not None and after.meta["model"] == before.meta["model"]
+
+    marker = Store(store).folder("train/toy-hybrid-a0.5-s0") / "result.json"
+    meta = json.loads(marker.read_text())
+    meta["model"]["fingerprint"] = "0" * 64  # as if the first machine trained another model
+    marker.write_text(json.dumps(meta))
+    from xeval.study.report import build_report
+
+    build_report(plan, store, tmp_path / "rep")  # the report finds the mismatch too
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "0 of 1 evaluations of a fine-tune evaluated the model its train cell stored" in md
+    assert f"they differ for {ev}" in md
+    with pytest.raises(XevalError, match="not reproducible on this machine") as err:
+        on_a_new_machine()
+    assert err.value.file == str(marker)
+    assert not Store(store).done(ev)  # nothing half-written
+
+
 def fake_store(
     tmp: Path,
     shift: dict[str, float],

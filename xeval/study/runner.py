@@ -4,7 +4,10 @@ A cell is done when its folder in the store holds ``result.json``; a killed stud
 re-run with the same plan skips those and continues with the next. A fine-tune killed
 mid-way resumes from its last checkpoint in the work folder. Models are not stored: an
 eval cell whose model is missing from the work folder (another machine trained it)
-re-trains it there first, from the same seed and data, without rewriting its train cell.
+re-trains it there first, from the same seed and data, without rewriting its train cell,
+and refuses to evaluate the retrained model unless its fingerprint equals the one that
+train cell stored (training that is not bit-reproducible on the new machine is an error,
+not a silent mix of two models in one store).
 
 Several workers (``xeval study run`` started more than once with the same ``--work``,
 each best with ``OMP_NUM_THREADS=1``) share a plan: a worker claims a cell by locking
@@ -161,7 +164,7 @@ class Runner:
         assert s is not None and cell.benchmark is not None
         if s.trained:  # one worker (re)trains a model its work folder lacks; others wait
             with self.claim(f"train/{s.name}", wait=True):
-                model = self._train(s).model_dir
+                model = self._trained_model(s)
         else:
             model = baseline_model(self.plan, s.name)
         bench = self.bench(cell.benchmark)
@@ -179,6 +182,29 @@ class Runner:
             units=scores["unit_id"].n_unique(),
         )
         self.store.write(cell, meta, {"scores": scores}, {})
+
+    def _trained_model(self, system: System) -> Path:
+        """The fine-tune's model, retrained when the work folder lacks it; a retrained
+        model must be the one its stored train cell describes (same fingerprint)."""
+        retrain = not (self.work / "ft" / system.name / "model").is_dir()
+        out = self._train(system)
+        rec = self.store.get(f"train/{system.name}")
+        if not retrain or rec is None:
+            return out.model_dir
+        want = (rec.meta.get("model") or {}).get("fingerprint")
+        have = (out.card.get("model") or {}).get("fingerprint")
+        if want != have:
+            raise XevalError(
+                f"{system.name} was retrained here (the work folder lacked its model) but the "
+                f"retrained model's fingerprint {str(have)[:12]} differs from {str(want)[:12]}, "
+                "which its stored train cell records: training is not reproducible on this "
+                "machine (threads, libraries or CPU differ). Evaluating it would mix two "
+                "models in one store; remove that train cell and the fine-tune's eval cells "
+                "to redo them all here.",
+                file=rec.folder / "result.json",
+            )
+        self.opts.log(f"  retrained {system.name}: same fingerprint as its train cell")
+        return out.model_dir
 
     def _reuse_baseline(self, cell: Cell, model: str | Path, bench: Path) -> bool:
         """Copy a baseline cell a ``compare_with`` plan already stored for the same model,
