@@ -412,6 +412,99 @@ def test_a_model_retrained_elsewhere_must_be_the_stored_one(
     assert not Store(store).done(ev)  # nothing half-written
 
 
+def test_until_parses_clock_times_and_durations() -> None:
+    """--until HH:MM is the next such local time; +DURATION counts from now."""
+    from datetime import datetime
+
+    from xeval.cli.study import parse_until
+
+    now = datetime(2026, 11, 30, 6, 20).timestamp()
+    assert parse_until("+90m", now) == now + 5400
+    assert parse_until("+1h30m", now) == parse_until("+5400s", now) == now + 5400
+    assert parse_until("06:50", now) == datetime(2026, 11, 30, 6, 50).timestamp()
+    assert parse_until("6:05", now) == datetime(2026, 12, 1, 6, 5).timestamp()  # tomorrow
+    for bad in ("+", "25:00", "soon", "90m", "+1d"):
+        with pytest.raises(ValueError, match="neither HH:MM nor"):
+            parse_until(bad, now)
+
+
+def test_until_rejects_a_bad_deadline_with_exit_2(tmp_path: Path, tiny_model: Path) -> None:
+    from click.testing import CliRunner
+
+    from xeval.cli import main
+
+    plan = write_plan(tmp_path, tiny_model)
+    r = CliRunner().invoke(main, ["study", "run", str(plan), "--until", "later"])
+    assert r.exit_code == 2 and "neither HH:MM nor +DURATION" in r.output
+
+
+def test_too_late_spares_fine_tunes_but_not_long_evaluations(tmp_path: Path) -> None:
+    """An evaluation must fit before the deadline; a fine-tune needs only min_start_s,
+    since it checkpoints and stops in time."""
+    import time
+
+    from xeval.study.cells import Cell, System
+    from xeval.study.costs import CellCosts
+    from xeval.study.plan import Strategy
+    from xeval.study.runner import too_late
+
+    costs = CellCosts({("eval", "tiny"): 600.0})
+    ft = System("toy-xx-s0", "toy", Strategy("xx"), 0)
+    ev, tr, other = Cell("eval", ft, "tiny"), Cell("train", ft), Cell("eval", ft, "big")
+
+    def opts(left_s: float) -> RunOptions:
+        return RunOptions(tmp_path, tmp_path, deadline=time.time() + left_s, min_start_s=300)
+
+    assert too_late(ev, costs, opts(900)) is None
+    assert "needs ≈ 10 min" in (too_late(ev, costs, opts(420)) or "")
+    assert too_late(tr, costs, opts(420)) is None
+    assert too_late(other, costs, opts(420)) is None  # no cost known: it starts
+    assert "min to the deadline" in (too_late(tr, costs, opts(100)) or "")
+
+
+def test_stop_by_saves_and_stops_before_the_deadline() -> None:
+    import time
+
+    from transformers import TrainerControl, TrainerState
+
+    from xeval.training.callbacks import StopBy
+
+    far, near = StopBy(time.time() + 3600, margin_s=60), StopBy(time.time() + 30, margin_s=60)
+    for cb in (far, near):
+        state, control = TrainerState(global_step=4), TrainerControl()
+        cb.on_step_begin(None, state, control)
+        cb.on_step_end(None, state, control)
+        stopped = cb is near
+        assert (control.should_save, control.should_training_stop) == (stopped, stopped)
+        assert cb.stopped_at == (4 if stopped else None)
+
+
+def test_a_deadline_checkpoints_the_fine_tune_and_the_next_run_resumes(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    import time
+
+    plan = load_plan(write_plan(tmp_path, tiny_model))
+    store, work = tmp_path / "store", tmp_path / "w"
+    late = run_study(plan, RunOptions(work, store, deadline=time.time() - 1, log=print))
+    assert late.ran == [] and len(late.late) == 2
+    assert "2 cell(s) not started before the deadline" in late.summary()
+
+    opts = RunOptions(work, store, deadline=time.time() + 55, min_start_s=0, log=print)
+    res = run_study(plan, opts)  # StopBy's 60 s margin: it stops after the first step
+    assert res.ran == [] and res.stopped is not None
+    assert res.stopped.startswith("train/toy-hybrid-a0.5-s0: stopped for the deadline at step 1")
+    assert not Store(store).done("train/toy-hybrid-a0.5-s0")
+    ckpt = work / "tiny" / "ft" / "toy-hybrid-a0.5-s0" / "checkpoints"
+    assert [p.name for p in ckpt.iterdir()] == ["checkpoint-1"]
+
+    res = run_study(plan, RunOptions(work, store, log=print))
+    assert res.ran == ["train/toy-hybrid-a0.5-s0", "eval/toy-hybrid-a0.5-s0/tiny"]
+    card = Store(store).get("train/toy-hybrid-a0.5-s0").json("card")
+    assert card["training"]["global_step"] == 3
+    assert "checkpoint-1" in str(card["training"]["resumed_from"])
+
+
 def fake_store(
     tmp: Path,
     shift: dict[str, float],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,45 @@ def _request(plan: Path, store: Path | None, work: Path | None = None, **kw: Any
     return StudyRequest(plan, store, work, log=lambda m: click.echo(m, err=True), **kw)
 
 
+def parse_until(text: str, now: float | None = None) -> float:
+    """``HH:MM`` (local time, its next occurrence) or ``+DURATION`` (``+90m``, ``+2h``,
+    ``+1h30m``, ``+45s``) as a ``time.time()`` value."""
+    now = time.time() if now is None else now
+    t = text.strip()
+    if m := re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", t):
+        base = datetime.fromtimestamp(now)
+        at = base.replace(hour=int(m[1]), minute=int(m[2]), second=0, microsecond=0)
+        return (at if at.timestamp() > now else at + timedelta(days=1)).timestamp()
+    parts = re.fullmatch(r"\+(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", t)
+    if not parts or not any(parts.groups()):
+        raise ValueError(f"{text!r} is neither HH:MM nor +DURATION such as +90m or +2h30m")
+    h, mi, se = (int(g or 0) for g in parts.groups())
+    return now + h * 3600 + mi * 60 + se
+
+
+class Until(click.ParamType):
+    name = "HH:MM|+DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_until(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+UNTIL = click.option(
+    "--until",
+    type=Until(),
+    default=None,
+    help="Deadline (a session or job time limit): HH:MM local time or +DURATION (+2h, "
+    "+90m). From 5 min before it no cell starts; an evaluation starts only if the "
+    "stored cells like it say it ends in time; a fine-tune saves a checkpoint and stops "
+    "before it, and the next run resumes there.",
+)
+
+
 ONLY = click.option(
     "--only",
     "only",
@@ -58,6 +100,7 @@ ONLY = click.option(
 @STORE
 @WORK
 @ONLY
+@UNTIL
 @click.option("--git-commit", is_flag=True, help="Commit each finished cell's files at once.")
 @click.option("--max-cells", type=int, default=None, help="Stop after this many cells.")
 @click.option(
@@ -72,6 +115,7 @@ def run_cmd(
     store,
     work,
     only: tuple[str, ...],
+    until: float | None,
     git_commit: bool,
     max_cells: int | None,
     poll: float,
@@ -84,7 +128,14 @@ def run_cmd(
     from xeval.study.runner import run_plan
 
     req = _request(
-        plan, store, work, git_commit=git_commit, max_cells=max_cells, poll_s=poll, only=only
+        plan,
+        store,
+        work,
+        git_commit=git_commit,
+        max_cells=max_cells,
+        poll_s=poll,
+        only=only,
+        deadline=until,
     )
     click.echo(run_plan(req).summary())
 
@@ -94,15 +145,18 @@ def run_cmd(
 @STORE
 @WORK
 @ONLY
+@UNTIL
 @click.option("--git-commit", is_flag=True, help="Commit the finished cell at once.")
-def devcurve_cmd(plan: Path, store, work, only: tuple[str, ...], git_commit: bool) -> None:
+def devcurve_cmd(
+    plan: Path, store, work, only: tuple[str, ...], until: float | None, git_commit: bool
+) -> None:
     """Run the dev curves of PLAN (MRR@10 on held-out units every N steps) and suggest steps.
 
     One curve only: --only devcurve/SOURCE.
     """
     from xeval.study.runner import run_devcurve
 
-    req = _request(plan, store, work, git_commit=git_commit, only=only)
+    req = _request(plan, store, work, git_commit=git_commit, only=only, deadline=until)
     click.echo(run_devcurve(req).summary())
 
 

@@ -9,6 +9,10 @@ and refuses to evaluate the retrained model unless its fingerprint equals the on
 train cell stored (training that is not bit-reproducible on the new machine is an error,
 not a silent mix of two models in one store).
 
+With a deadline (``--until``) a worker starts no cell it cannot end in time (an
+evaluation by its estimated cost, :mod:`xeval.study.costs`) and its fine-tunes checkpoint
+and stop before the deadline (:class:`~xeval.training.callbacks.StopBy`).
+
 Several workers (``xeval study run`` started more than once with the same ``--work``,
 each best with ``OMP_NUM_THREADS=1``) share a plan: a worker claims a cell by locking
 ``<work>/<plan>/claims/<cell>`` (the lock dies with its process), skips cells another
@@ -29,8 +33,9 @@ from xeval.errors import XevalError
 from xeval.provenance import target_lock
 from xeval.study import stages
 from xeval.study.cells import Cell, System, baseline_model, plan_cells
+from xeval.study.costs import CellCosts, cell_costs
 from xeval.study.plan import Plan
-from xeval.study.store import Store
+from xeval.study.store import Store, compare_with_stores
 
 if TYPE_CHECKING:
     from xeval.study.report import ReportResult
@@ -48,6 +53,8 @@ class RunOptions:
     log: Callable[[str], None] = print
     poll_s: float = 30.0  # how often a worker with nothing to do looks again
     only: tuple[str, ...] = ()  # glob patterns over cell ids; empty: every cell
+    deadline: float | None = None  # time.time() by which to stop (``--until``)
+    min_start_s: float = 300.0  # start no cell with less time than this to the deadline
 
 
 @dataclass
@@ -58,6 +65,8 @@ class RunResult:
     ran: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     waiting: list[tuple[str, str]] = field(default_factory=list)
+    late: list[tuple[str, str]] = field(default_factory=list)  # not started: the deadline
+    stopped: str | None = None  # the fine-tune that checkpointed and stopped for it
 
     def summary(self) -> str:
         lines = [
@@ -67,22 +76,17 @@ class RunResult:
         lines += [f"  skipped {c}: {why}" for c, why in self.skipped]
         if self.waiting:
             lines.append(f"  {len(self.waiting)} cell(s) wait: {self.waiting[0][1]}")
+        if self.stopped:
+            lines.append(f"  stopped {self.stopped}")
+        if self.late:
+            lines.append(f"  {len(self.late)} cell(s) not started before the deadline "
+                         f"({self.late[0][0]}: {self.late[0][1]}); run again to continue")  # fmt: skip
         return "\n".join(lines)
 
 
 def claim_path(work: Path, cell_id: str) -> Path:
     """The file a worker locks to hold ``cell_id`` (``work`` is the plan's work folder)."""
     return work / "claims" / cell_id.replace("/", "+")
-
-
-def compare_with_stores(plan: Plan) -> list[tuple[str, Store]]:
-    """(plan file as written, its store) of each ``compare_with`` plan."""
-    from xeval.study.plan import load_plan
-    from xeval.study.store import default_store
-
-    return [
-        (rel, Store(default_store(load_plan(plan.path.parent / rel)))) for rel in plan.compare_with
-    ]
 
 
 def blocked(plan: Plan, cell: Cell) -> str | None:
@@ -138,6 +142,7 @@ class Runner:
             seed=system.seed,
             max_steps=self.plan.steps(src.name)[0],
             overlap_benchmarks=overlap,
+            deadline=self.opts.deadline,
         )
 
     def _meta(self, cell: Cell, **extra: Any) -> dict[str, Any]:
@@ -268,6 +273,7 @@ class Runner:
             eval_benchmark=str(dev_bench),
             eval_steps=dc.every,
             eval_queries=dc.dev_queries,
+            deadline=self.opts.deadline,
         )
         meta = self._meta(
             cell, devcurve=_spec(dc), pairs=pinfo, dev_benchmark=stages.benchmark_info(dev_bench)
@@ -322,6 +328,7 @@ def run_study(plan: Plan, opts: RunOptions) -> RunResult:
     res = RunResult(plan.name, len(every), sum(runner.store.done(c) for c in every))
     res.waiting = [(c.id, w) for c in cells if not runner.store.done(c) and (w := blocked(plan, c))]
     tried = {c for c, _ in res.waiting}
+    costs = cell_costs(plan, runner.store) if opts.deadline is not None else None
     while True:
         ran_before, busy = len(res.ran), False
         for cell in cells:
@@ -329,6 +336,10 @@ def run_study(plan: Plan, opts: RunOptions) -> RunResult:
                 continue
             if opts.max_cells is not None and len(res.ran) >= opts.max_cells:
                 return res
+            if costs is not None and (why := too_late(cell, costs, opts)):
+                res.late.append((cell.id, why))
+                tried.add(cell.id)
+                continue
             if "train" in opts.kinds and _needs_training(runner, cell):
                 busy = True  # its fine-tune is running in another worker
                 continue
@@ -340,10 +351,28 @@ def run_study(plan: Plan, opts: RunOptions) -> RunResult:
                     continue
                 if not _run_one(runner, cell, res, opts):
                     tried.add(cell.id)
-        if not busy:
+            if res.stopped:
+                return res
+        if not busy or (opts.deadline is not None and time.time() >= opts.deadline):
             return res
         if len(res.ran) == ran_before:
             time.sleep(opts.poll_s)
+
+
+def too_late(cell: Cell, costs: CellCosts, opts: RunOptions) -> str | None:
+    """Why ``cell`` should not start before ``opts.deadline`` (None: start it).
+
+    A fine-tune checkpoints and stops in time, so it needs only ``opts.min_start_s``; an
+    evaluation cannot stop half-way, so it also needs its estimated cost.
+    """
+    assert opts.deadline is not None
+    left = opts.deadline - time.time()
+    if left < opts.min_start_s:
+        return f"{max(left, 0) / 60:.0f} min to the deadline"
+    cost = costs.of(cell) if cell.kind == "eval" else None
+    if cost is not None and cost > left:
+        return f"needs ≈ {cost / 60:.0f} min, {left / 60:.0f} min left"
+    return None
 
 
 def _needs_training(runner: Runner, cell: Cell) -> bool:
@@ -359,6 +388,10 @@ def _run_one(runner: Runner, cell: Cell, res: RunResult, opts: RunOptions) -> bo
     opts.log(f"running {cell.id}")  # names the cell of the progress lines that follow
     try:
         runner.run_cell(cell)
+    except stages.DeadlineStop as exc:
+        res.stopped = f"{cell.id}: {exc.message}"
+        opts.log(f"stopped {res.stopped}")
+        return False
     except XevalError as exc:
         if cell.system is None or cell.system.trained or cell.system.name == "base":
             raise
@@ -387,6 +420,7 @@ class StudyRequest:
     log: Callable[[str], None] = print
     poll_s: float = 30.0
     only: tuple[str, ...] = ()  # glob patterns over cell ids (``--only``)
+    deadline: float | None = None  # ``--until``, as a time.time() value
 
 
 def open_plan(req: StudyRequest) -> tuple[Plan, Path]:
@@ -414,6 +448,7 @@ def run_plan(
         log=req.log,
         poll_s=req.poll_s,
         only=req.only,
+        deadline=req.deadline,
     )
     return run_study(plan, opts)
 

@@ -164,8 +164,19 @@ def _curves(card: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     return loss, dev
 
 
-def finetune(plan: Plan, pairs: Path, out: Path, **over: Any) -> TrainOutput:
-    """Fine-tune into ``out`` (resuming from its checkpoints); reuse a finished model."""
+class DeadlineStop(XevalError):
+    """A fine-tune saved a checkpoint and stopped for the deadline; the next run resumes."""
+
+
+def finetune(
+    plan: Plan, pairs: Path, out: Path, deadline: float | None = None, **over: Any
+) -> TrainOutput:
+    """Fine-tune into ``out`` (resuming from its checkpoints); reuse a finished model.
+
+    With a ``deadline`` (a ``time.time()`` value) it checkpoints and stops in time for it,
+    raising :class:`DeadlineStop`.
+    """
+    from xeval.training.callbacks import StopBy
     from xeval.training.finetune import CARD_NAME
     from xeval.training.finetune import finetune as _finetune
 
@@ -174,7 +185,11 @@ def finetune(plan: Plan, pairs: Path, out: Path, **over: Any) -> TrainOutput:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     else:
         cfg = _finetune_config(plan, pairs, out, **over)
-        card = _finetune(cfg).card
+        stop = [StopBy(deadline)] if deadline is not None else []
+        card = _finetune(cfg, callbacks=stop).card
+        if stop and stop[0].stopped_at is not None:
+            raise DeadlineStop(f"stopped for the deadline at step {stop[0].stopped_at} "
+                               "(checkpoint saved; the next run resumes)", file=out)  # fmt: skip
         if card.get("status") != "finished":
             raise XevalError(f"fine-tune stopped early: {card.get('status')}", file=out)
     loss, dev = _curves(card)

@@ -3,16 +3,15 @@ ones workers hold now, and how long the rest should take at the stored cells' ti
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from xeval.provenance import lock_held
-from xeval.study.cells import Cell, plan_cells
+from xeval.study.cells import plan_cells
+from xeval.study.costs import cell_costs
 from xeval.study.plan import Plan
-from xeval.study.runner import StudyRequest, blocked, claim_path, compare_with_stores, open_plan
+from xeval.study.runner import StudyRequest, blocked, claim_path, open_plan
 from xeval.study.store import Store
 
 
@@ -65,11 +64,8 @@ def study_status(plan: Plan, store: Path, work: Path | None = None) -> StatusRes
     done = [c.id for c in cells if st.done(c)]
     todo = [c for c in cells if not st.done(c)]
     pending = [(c.id, blocked(plan, c) or "") for c in todo]
-    times = _timings(st)
-    for _, other in compare_with_stores(plan):  # evaluations cost the same in any plan
-        times = {k: v for k, v in _timings(other).items() if k[0].startswith("eval")} | times
-    times = _train_from_devcurves(plan, st) | times
-    known = [times[_timing_key(c)] for c in todo if _timing_key(c) in times]
+    costs = cell_costs(plan, st)
+    known = [s for c in todo if (s := costs.of(c)) is not None]
     res = StatusResult(plan.name, store, done, pending, sum(known), len(todo) - len(known))
     res.running = running_cells(work / plan.name, [c.id for c in todo]) if work else []
     return res
@@ -86,60 +82,3 @@ def running_cells(work: Path, cells: list[str]) -> list[tuple[str, float]]:
     """(cell, when claimed) of each of ``cells`` a live worker holds in ``work``."""
     held = ((c, lock_held(claim_path(work, c))) for c in cells)
     return [(c, t) for c, t in held if t is not None]
-
-
-def _train_from_devcurves(plan: Plan, st: Store) -> dict[tuple[str, str], float]:
-    """A fine-tune's cost before any is stored: its source's dev-curve seconds per step
-    (evaluations excluded) times the source's planned steps."""
-    out = {}
-    for rec in st.records("devcurve"):
-        src = rec.meta.get("source")
-        per = ((rec.json("card") or {}).get("training") or {}).get("seconds_per_step")
-        if src in {s.name for s in plan.sources} and per and plan.steps(src)[0]:
-            out[_cost_key("train", None, None, src)] = float(per) * plan.steps(src)[0]
-    return out
-
-
-def _cost_key(
-    kind: str, system: str | None, benchmark: str | None, source: str | None
-) -> tuple[str, str]:
-    """Cells that cost alike: an evaluation by benchmark (BM25 apart), training by source."""
-    if kind == "eval":
-        return ("eval-bm25" if system == "bm25" else "eval", benchmark or "")
-    return (kind, source or "")
-
-
-def _timing_key(cell: Cell) -> tuple[str, str]:
-    s = cell.system
-    return _cost_key(
-        cell.kind, s.name if s else None, cell.benchmark, s.source if s else cell.source
-    )
-
-
-def _timings(st: Store) -> dict[tuple[str, str], float]:
-    """Median stored ``seconds`` per :func:`_timing_key` (cells stored without a timing,
-    or copied from another plan, are left out)."""
-    seen: dict[tuple[str, str], list[float]] = {}
-    for kind in ("eval", "train", "devcurve"):
-        for rec in st.records(kind):
-            m = rec.meta
-            if m.get("seconds") is None or m.get("reused_from"):
-                continue
-            key = _cost_key(kind, m.get("system"), m.get("benchmark"), m.get("source"))
-            card = rec.json("card") if kind == "train" else None
-            seen.setdefault(key, []).append(_whole_seconds(float(m["seconds"]), card))
-    return {k: statistics.median(v) for k, v in seen.items()}
-
-
-def _whole_seconds(seconds: float, card: dict[str, Any] | None) -> float:
-    """A cell's cost as if run in one go: a fine-tune resumed from a checkpoint timed only
-    its last call, so its training time is its seconds per step times all its steps."""
-    tr = (card or {}).get("training") or {}
-    per, steps, this = (
-        tr.get("seconds_per_step"),
-        tr.get("max_steps"),
-        tr.get("train_seconds_this_call"),
-    )
-    if not tr.get("resumed_from") or not per or not steps or this is None:
-        return seconds
-    return seconds - float(this) + float(per) * int(steps)

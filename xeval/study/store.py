@@ -37,6 +37,15 @@ def default_store(plan: Plan) -> Path:
     return here / "results" / plan.name
 
 
+def compare_with_stores(plan: Plan) -> list[tuple[str, Store]]:
+    """(plan file as written, its store) of each ``compare_with`` plan."""
+    from xeval.study.plan import load_plan
+
+    return [
+        (rel, Store(default_store(load_plan(plan.path.parent / rel)))) for rel in plan.compare_with
+    ]
+
+
 @dataclass
 class CellRecord:
     """A stored cell: its provenance and where its files are."""

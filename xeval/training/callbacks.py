@@ -1,8 +1,10 @@
-"""Trainer callbacks of ``xeval finetune``: sampler epochs, ``--stop-after``, the dev curve."""
+"""Trainer callbacks of ``xeval finetune``: sampler epochs, ``--stop-after``, a deadline,
+the dev curve."""
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from transformers import TrainerCallback
@@ -35,6 +37,37 @@ class StopAfter(TrainerCallback):
         if self.steps and state.global_step >= self.steps:
             control.should_save = True
             control.should_training_stop = True
+        return control
+
+
+class StopBy(TrainerCallback):
+    """Save a checkpoint and stop when the next step would end within ``margin_s`` seconds
+    of ``deadline`` (a ``time.time()`` value), so a resumed run loses nothing.
+
+    The next step is assumed to take as long as the slowest step of this call so far.
+    """
+
+    def __init__(self, deadline: float, margin_s: float = 60.0) -> None:
+        self.deadline, self.margin_s = deadline, margin_s
+        self._last: float | None = None
+        self._slowest = 0.0
+        self.stopped_at: int | None = None  # the step it stopped at, if it did
+
+    def on_step_begin(self, args, state, control, **kw):
+        if self._last is None:
+            self._last = time.time()
+
+    def on_step_end(self, args, state, control, **kw):
+        now = time.time()
+        self._slowest = max(self._slowest, now - (self._last or now))
+        self._last = now
+        if (
+            now + self._slowest + self.margin_s >= self.deadline
+            and not control.should_training_stop
+        ):
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped_at = state.global_step
         return control
 
 
