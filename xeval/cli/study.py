@@ -40,7 +40,7 @@ def study_cmd() -> None:
 
 
 def _request(plan: Path, store: Path | None, work: Path | None = None, **kw: Any):
-    from xeval.study.runner import StudyRequest
+    from xeval.study.commands import StudyRequest
 
     return StudyRequest(plan, store, work, log=lambda m: click.echo(m, err=True), **kw)
 
@@ -125,7 +125,7 @@ def run_cmd(
     Start it more than once with the same --work (each with OMP_NUM_THREADS=1 on a small
     machine) to run cells in parallel: each worker claims a cell before it runs it.
     """
-    from xeval.study.runner import run_plan
+    from xeval.study.commands import run_plan
 
     req = _request(
         plan,
@@ -154,7 +154,7 @@ def devcurve_cmd(
 
     One curve only: --only devcurve/SOURCE.
     """
-    from xeval.study.runner import run_devcurve
+    from xeval.study.commands import run_devcurve
 
     req = _request(plan, store, work, git_commit=git_commit, only=only, deadline=until)
     click.echo(run_devcurve(req).summary())
@@ -167,7 +167,7 @@ def devcurve_cmd(
 def status_cmd(plan: Path, store, work) -> None:
     """Which cells of PLAN are stored, which remain, why some wait, and which cells the
     workers using the same --work hold now (with how long they have run)."""
-    from xeval.study.status import plan_status
+    from xeval.study.commands import plan_status
 
     click.echo(plan_status(_request(plan, store, work)).summary())
 
@@ -183,6 +183,6 @@ def status_cmd(plan: Path, store, work) -> None:
 )
 def report_cmd(plan: Path, store, out: Path | None) -> None:
     """Tables, unit-level Holm-corrected tests, figures and verdicts from the store alone."""
-    from xeval.study.runner import report_plan
+    from xeval.study.commands import report_plan
 
     click.echo(report_plan(_request(plan, store), out).summary())

@@ -5,8 +5,10 @@
 - :mod:`xeval.study.stages`   the one adapter to the library (pairs, fine-tune, run, evaluate);
 - :mod:`xeval.study.store`    the results store (one atomic folder per finished cell);
 - :mod:`xeval.study.runner`   resumable execution by claiming workers (:func:`run_study`);
+- :mod:`xeval.study.costs`    what a cell costs, from the stored cells like it;
 - :mod:`xeval.study.status`   what is stored, left, held by a worker, and its cost
   (:func:`study_status`);
+- :mod:`xeval.study.commands` one call per ``xeval study`` command (:func:`run_plan`, ...);
 - :mod:`xeval.study.analysis` seed means, seed-aware unit-level tests with Holm and t intervals,
   verdicts, the dev-curve step rule;
 - :mod:`xeval.study.report`   the report's sections, from the store alone;

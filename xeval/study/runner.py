@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xeval.errors import XevalError
 from xeval.provenance import target_lock
@@ -36,9 +36,6 @@ from xeval.study.cells import Cell, System, baseline_model, plan_cells
 from xeval.study.costs import CellCosts, cell_costs
 from xeval.study.plan import Plan
 from xeval.study.store import Store, compare_with_stores
-
-if TYPE_CHECKING:
-    from xeval.study.report import ReportResult
 
 
 @dataclass
@@ -403,80 +400,3 @@ def _run_one(runner: Runner, cell: Cell, res: RunResult, opts: RunOptions) -> bo
     if opts.git_commit:
         opts.log(f"  git: {runner.store.git_commit(cell)}")
     return True
-
-
-# ------------------------------------------------------------------ one call per command
-
-
-@dataclass(frozen=True)
-class StudyRequest:
-    """What ``xeval study`` was given: the plan file and where its store and work go."""
-
-    plan: Path
-    store: Path | None = None  # default: :func:`~xeval.study.store.default_store`
-    work: Path | None = None  # default: ``$XEVAL_CACHE/study``
-    git_commit: bool = False
-    max_cells: int | None = None
-    log: Callable[[str], None] = print
-    poll_s: float = 30.0
-    only: tuple[str, ...] = ()  # glob patterns over cell ids (``--only``)
-    deadline: float | None = None  # ``--until``, as a time.time() value
-
-
-def open_plan(req: StudyRequest) -> tuple[Plan, Path]:
-    """The loaded plan and its store folder (the default one unless given)."""
-    from xeval.study.plan import load_plan
-    from xeval.study.store import default_store
-
-    plan = load_plan(req.plan)
-    return plan, req.store or default_store(plan)
-
-
-def run_plan(
-    req: StudyRequest, kinds: tuple[str, ...] = ("eval", "train", "devcurve")
-) -> RunResult:
-    """Load the plan and run its missing cells of ``kinds`` (``xeval study run``)."""
-    from xeval.sources import cache_dir
-
-    plan, store = open_plan(req)
-    opts = RunOptions(
-        work=req.work or cache_dir() / "study",
-        store=store,
-        git_commit=req.git_commit,
-        max_cells=req.max_cells,
-        kinds=kinds,
-        log=req.log,
-        poll_s=req.poll_s,
-        only=req.only,
-        deadline=req.deadline,
-    )
-    return run_study(plan, opts)
-
-
-@dataclass
-class DevcurveResult:
-    """The dev-curve run and what its curves suggest."""
-
-    run: RunResult
-    curves: str
-
-    def summary(self) -> str:
-        return f"{self.run.summary()}\n{self.curves}"
-
-
-def run_devcurve(req: StudyRequest) -> DevcurveResult:
-    """Run the plan's dev-curve cells and summarise every stored curve (``xeval study devcurve``)."""
-    from xeval.study.report import devcurve_summary
-
-    res = run_plan(req, ("devcurve",))
-    plan, store = open_plan(req)
-    return DevcurveResult(res, devcurve_summary(plan, Store(store)))
-
-
-def report_plan(req: StudyRequest, out: Path | None = None) -> ReportResult:
-    """:func:`~xeval.study.report.build_report` of the plan file into ``out`` (default: the
-    store) (``xeval study report``)."""
-    from xeval.study.report import build_report
-
-    plan, store = open_plan(req)
-    return build_report(plan, store, out or store)

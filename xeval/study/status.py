@@ -11,7 +11,7 @@ from xeval.provenance import lock_held
 from xeval.study.cells import plan_cells
 from xeval.study.costs import cell_costs
 from xeval.study.plan import Plan
-from xeval.study.runner import StudyRequest, blocked, claim_path, open_plan
+from xeval.study.runner import blocked, claim_path
 from xeval.study.store import Store
 
 
@@ -69,13 +69,6 @@ def study_status(plan: Plan, store: Path, work: Path | None = None) -> StatusRes
     res = StatusResult(plan.name, store, done, pending, sum(known), len(todo) - len(known))
     res.running = running_cells(work / plan.name, [c.id for c in todo]) if work else []
     return res
-
-
-def plan_status(req: StudyRequest) -> StatusResult:
-    """:func:`study_status` of the plan file (``xeval study status``)."""
-    from xeval.sources import cache_dir
-
-    return study_status(*open_plan(req), req.work or cache_dir() / "study")
 
 
 def running_cells(work: Path, cells: list[str]) -> list[tuple[str, float]]:
