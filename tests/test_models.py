@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from xeval.errors import XevalError
 from xeval.models import e5_offline, store
+from xeval.models.card import finish_model_dir
 from xeval.models.e5_offline import dequantize_q4_0, read_e5_bin
 from xeval.models.tiny import build_tiny_model, cut_tokenizer
 
@@ -468,7 +469,7 @@ QA = [
 def e5_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("e5") / "m"
     e5_offline.convert(out)
-    store.finish_model_dir(
+    finish_model_dir(
         out,
         name="multilingual-e5-small",
         label=e5_offline.LABEL,

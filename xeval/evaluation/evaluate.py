@@ -31,6 +31,7 @@ from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
 from xeval.evaluation.report import (
     EvaluationResult,
+    SettingScores,
     aggregate,
     check_replace,
     write_eval,
@@ -60,15 +61,6 @@ class EvalConfig:
     engine: str = "polars"
     write: bool = True
     replace: bool = False  # replace an eval/ that holds metrics this evaluation lacks
-
-
-@dataclass
-class SettingScores:
-    """One setting's per-query values, the source of each metric and its missing queries."""
-
-    per_query: pl.DataFrame
-    sources: dict[str, str]  # metric -> "run" | "exact" | "unavailable"
-    n_missing: int
 
 
 # ---- reading the run directory -------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
@@ -26,10 +26,16 @@ from xeval.metrics import Metric, get
 from xeval.provenance import atomic_dir, write_json, write_text
 from xeval.tables import KINDS, PER_QUERY, PER_SETTING, SUMMARY, TIE_RULE, read_json
 
-if TYPE_CHECKING:
-    from xeval.evaluation.evaluate import SettingScores
-
 _WHERE = ["setting", "kind", "query_lang", "doc_lang"]
+
+
+@dataclass
+class SettingScores:
+    """One setting's per-query values, the source of each metric and its missing queries."""
+
+    per_query: pl.DataFrame
+    sources: dict[str, str]  # metric -> "run" | "exact" | "unavailable"
+    n_missing: int
 
 
 @dataclass

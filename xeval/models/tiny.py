@@ -124,7 +124,7 @@ def build_tiny_model(
     from transformers import XLMRobertaTokenizerFast
 
     from xeval.models import e5_offline
-    from xeval.models.store import finish_model_dir
+    from xeval.models.card import finish_model_dir
     from xeval.provenance import atomic_dir
 
     out = Path(out)

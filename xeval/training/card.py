@@ -17,8 +17,7 @@ from xeval.training.dev_eval import METRIC
 from xeval.training.pairs import summarize_pairs
 
 if TYPE_CHECKING:
-    from xeval.training.config import FinetuneConfig
-    from xeval.training.finetune import Prepared
+    from xeval.training.config import FinetuneConfig, Prepared
 
 
 @dataclass

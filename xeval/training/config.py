@@ -1,14 +1,22 @@
-"""The options of ``xeval finetune`` and the settings a ``--resume`` must match."""
+"""The options of ``xeval finetune``, the settings a ``--resume`` must match, and what
+:func:`~xeval.training.finetune.prepare` checked before training (:class:`Prepared`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xeval.errors import XevalError
 from xeval.precision import DTYPES
 from xeval.training.sampler import STRATEGIES
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from xeval.precision import Precision
+    from xeval.training.checkpoints import ResumePoint
+    from xeval.training.sampler import BatchPlan, PairMeta
 
 CARD_NAME = "xeval-train.json"
 CONFIG_NAME = "xeval-train-config.json"
@@ -112,3 +120,17 @@ def identity(cfg: FinetuneConfig, fingerprint: str, precision: str) -> dict[str,
     d["pairs_fingerprint"] = fingerprint
     d["precision"] = precision
     return {k: d[k] for k in IDENTITY}
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` checked and loaded: everything but the model."""
+
+    pairs: pl.DataFrame
+    meta: PairMeta
+    plan: BatchPlan
+    fingerprint: str
+    precision: Precision
+    identity: dict[str, Any]
+    resume: ResumePoint | None
+    overlap: list[dict[str, Any]] = field(default_factory=list)

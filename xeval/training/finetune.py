@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from xeval.training.checkpoints import (
     latest_checkpoint,
     set_aside,
 )
-from xeval.training.config import CARD_NAME, CONFIG_NAME, FinetuneConfig, identity
+from xeval.training.config import CARD_NAME, CONFIG_NAME, FinetuneConfig, Prepared, identity
 from xeval.training.dev_eval import DevEval, DevPoint
 from xeval.training.pairs import load_pairs, pairs_fingerprint, training_columns
 from xeval.training.sampler import BatchPlan, PairMeta, make_batch_sampler
@@ -60,20 +60,6 @@ __all__ = [
     "latest_checkpoint",
     "prepare",
 ]
-
-
-@dataclass
-class Prepared:
-    """What :func:`prepare` checked and loaded: everything but the model."""
-
-    pairs: pl.DataFrame
-    meta: PairMeta
-    plan: BatchPlan
-    fingerprint: str
-    precision: Precision
-    identity: dict[str, Any]
-    resume: ResumePoint | None
-    overlap: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -283,7 +269,7 @@ def _save_model(
     the training pairs only, so a fine-tuned model is evaluated on exactly the tokens its
     base model sees (not passages cut at the training length).
     """
-    from xeval.models.store import finish_model_dir
+    from xeval.models.card import finish_model_dir
 
     out = Path(cfg.out)
     if base_max:
