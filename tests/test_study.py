@@ -412,6 +412,47 @@ def test_a_model_retrained_elsewhere_must_be_the_stored_one(
     assert not Store(store).done(ev)  # nothing half-written
 
 
+def test_a_store_holds_one_build_of_each_input(tmp_path: Path, tiny_model: Path) -> None:
+    """A benchmark or pairs rebuilt differently (new machine, changed sources) is refused
+    before a cell is stored, and the report's consistency checks name the split."""
+    import shutil
+
+    from xeval.study.consistency import consistency_lines
+
+    plan = load_plan(write_plan(tmp_path, tiny_model, baselines='["base"]'))
+    store, work = Store(tmp_path / "store"), tmp_path / "w"
+    ev = "eval/toy-hybrid-a0.5-s0/tiny"
+    run_study(plan, RunOptions(work, store.root, log=lambda m: None))
+    assert consistency_lines(store)[:2] == [
+        "1 of 1 benchmarks were evaluated on one build each (same fingerprint in every cell).",
+        "1 of 1 training sources gave every fine-tune and dev curve the same pairs.",
+    ]
+
+    def tamper(cell_id: str, key: str) -> Path:
+        marker = store.folder(cell_id) / "result.json"
+        meta = json.loads(marker.read_text())
+        if key == "benchmark_info":
+            meta[key]["fingerprint"] = "b" * 64
+        else:
+            meta[key] = "p" * 64
+        marker.write_text(json.dumps(meta))
+        return marker
+
+    marker = tamper("eval/base/tiny", "benchmark_info")  # as if built from other sources
+    assert "more than one build: tiny" in consistency_lines(store)[0]
+    shutil.rmtree(store.folder(ev))
+    with pytest.raises(XevalError, match="evaluated on build bbbbbbbbbbbb") as err:
+        run_study(plan, RunOptions(work, store.root, log=lambda m: None))
+    assert err.value.file == str(marker) and not store.done(ev)
+
+    shutil.rmtree(store.folder("eval/base/tiny"))
+    marker = tamper("train/toy-hybrid-a0.5-s0", "pairs_fingerprint")
+    shutil.rmtree(work)  # a new machine: the model is retrained, from pairs built anew
+    with pytest.raises(XevalError, match="trained on pairs pppppppppppp") as err:
+        run_study(plan, RunOptions(work, store.root, log=lambda m: None))
+    assert err.value.file == str(marker) and not store.done(ev)
+
+
 def test_until_parses_clock_times_and_durations() -> None:
     """--until HH:MM is the next such local time; +DURATION counts from now."""
     from datetime import datetime
@@ -874,7 +915,10 @@ def test_committed_general_report_agrees_with_its_store(tmp_path: Path) -> None:
     shutil.copytree(store / "cells", copy / "cells")
     shutil.copy(store / "report.md", copy / "report.md")
     assert _recheck_module().main(copy) == 0
-    assert "36 of 36 rows agree" in (copy / "recheck.md").read_text()
+    assert (
+        "36 of 36 rows agree with the report; 3 of 3 provenance checks hold"
+        in (copy / "recheck.md").read_text()
+    )
 
 
 def test_recheck_recomputes_the_report_without_xeval(tmp_path: Path) -> None:
@@ -890,6 +934,14 @@ def test_recheck_recomputes_the_report_without_xeval(tmp_path: Path) -> None:
     assert recheck.main(store) == 0
     out = (store / "recheck.md").read_text()
     assert "6 of 6 rows agree" in out and out.count("| tiny |") == 6
+    marker = store / "cells" / "train" / "toy-xx-s1" / "result.json"
+    meta = json.loads(marker.read_text())
+    marker.write_text(json.dumps(meta | {"pairs_fingerprint": "other pairs"}))
+    assert recheck.main(store) == 1  # one source, two sets of pairs
+    assert (
+        "one set of pairs per source (1): **broken by toy**" in (store / "recheck.md").read_text()
+    )
+    marker.write_text(json.dumps(meta))
     scores = next((store / "cells" / "eval").glob("toy-xy-s1/*/scores.parquet"))
     df = pl.read_parquet(scores)
     df.with_columns(pl.col("MRR@10") * 0.5, pl.col("MAP") * 0.5).write_parquet(scores)

@@ -15,8 +15,12 @@ difference of the report's "tests behind the verdicts" table:
    means (k v k seeds), Holm over the deciding tests only. A verdict that holds under both
    does not hinge on the unit-level modelling.
 
+3. checks from the cells' ``result.json`` alone that the store is one study: every
+   benchmark evaluated on one build, every source's fine-tunes on one set of pairs, every
+   fine-tune's evaluations on the model its train cell stored.
+
 Writes ``recheck.md`` beside the report and exits 1 when a recomputed figure disagrees
-with the report beyond its rounding.
+with the report beyond its rounding or a provenance check fails.
 """
 
 from __future__ import annotations
@@ -98,6 +102,32 @@ def report_rows(report: Path) -> dict[tuple[str, str, str], list[str]]:
     return rows
 
 
+def provenance_checks(store: Path) -> list[tuple[str, list[str]]]:
+    """(check, what breaks it) for the three one-build-per-input checks."""
+    cells = store / "cells"
+    ev = [json.loads(p.read_text()) for p in sorted((cells / "eval").glob("*/*/result.json"))]
+    tr = [json.loads(p.read_text()) for p in sorted((cells / "train").glob("*/result.json"))]
+    dc = [json.loads(p.read_text()) for p in sorted((cells / "devcurve").glob("*/result.json"))]
+    builds, pairs = defaultdict(set), defaultdict(set)
+    for m in ev:
+        builds[m["benchmark"]].add((m.get("benchmark_info") or {}).get("fingerprint"))
+    for m in tr:
+        pairs[m["source"]].add(m.get("pairs_fingerprint"))
+    for m in dc:
+        pairs[m["source"]].add((m.get("pairs") or {}).get("fingerprint"))
+    model = {m["system"]: (m.get("model") or {}).get("fingerprint") for m in tr}
+    odd = [f"{m['system']}/{m['benchmark']}" for m in ev if m["system"] in model
+           and (m.get("model") or {}).get("fingerprint") != model[m["system"]]]  # fmt: skip
+    return [
+        (f"one build per benchmark ({len(builds)})", [b for b, f in builds.items() if len(f) > 1]),
+        (
+            f"one set of pairs per source ({len(pairs)})",
+            [s for s, f in pairs.items() if len(f) > 1],
+        ),
+        (f"evaluations on their train cell's model ({sum(m['system'] in model for m in ev)})", odd),
+    ]
+
+
 def close(shown: str, value: float) -> bool:
     """Does the report's rounded figure agree with the recomputed value?"""
     x = float(shown.rstrip("*"))
@@ -148,10 +178,17 @@ def main(store: Path, *others: Path) -> int:
         lines.append(
             "| " + " | ".join(map(str, [*r[:-1], f"{sp:.2g}" if sp == sp else "—", h])) + " |"
         )
-    lines += ["", f"{len(rows) - bad} of {len(rows)} rows agree with the report."]
+    checks = provenance_checks(store)
+    lines += ["", "Provenance, from the cells' result.json alone:", ""]
+    lines += [
+        f"- {name}: " + (f"**broken by {', '.join(b)}**" if b else "holds") for name, b in checks
+    ]
+    broken = sum(bool(b) for _, b in checks)
+    lines += ["", f"{len(rows) - bad} of {len(rows)} rows agree with the report; "
+              f"{len(checks) - broken} of {len(checks)} provenance checks hold."]  # fmt: skip
     (store / "recheck.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[-1:]), f"-> {store / 'recheck.md'}")
-    return 1 if bad else 0
+    return 1 if bad or broken else 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 - :mod:`xeval.study.cells`    cell ids and the balanced order (:func:`plan_cells`);
 - :mod:`xeval.study.stages`   the one adapter to the library (pairs, fine-tune, run, evaluate);
 - :mod:`xeval.study.store`    the results store (one atomic folder per finished cell);
+- :mod:`xeval.study.consistency` one build of each input per store (benchmarks, pairs, models);
 - :mod:`xeval.study.runner`   resumable execution by claiming workers (:func:`run_study`);
 - :mod:`xeval.study.costs`    what a cell costs, from the stored cells like it;
 - :mod:`xeval.study.status`   what is stored, left, held by a worker, and its cost

@@ -18,6 +18,7 @@ from xeval.provenance import provenance, write_text
 from xeval.study import analysis as an
 from xeval.study.analysis import suggest_steps, suggestion_text
 from xeval.study.cells import plan_cells
+from xeval.study.consistency import consistency_lines
 from xeval.study.figures import alpha_figure, bars_figure, dev_figure
 from xeval.study.plan import Plan
 from xeval.study.render import Block, fmt, to_html, to_markdown
@@ -269,22 +270,10 @@ def _overlap_blocks(store: Store) -> list[Block]:
             ("table", ["benchmark", "figures", "fine-tunes"], rows)]  # fmt: skip
 
 
-def _model_check_blocks(store: Store) -> list[Block]:
-    """Does every eval of a fine-tune hold the model its train cell stored (same fingerprint)?"""
-    trained = {
-        str(r.meta.get("system")): (r.meta.get("model") or {}).get("fingerprint")
-        for r in store.records("train")
-    }
-    evals = [r for r in store.records("eval") if str(r.meta.get("system")) in trained]
-    if not evals:
-        return []
-    odd = [r.id for r in evals
-           if (r.meta.get("model") or {}).get("fingerprint") != trained[str(r.meta["system"])]]  # fmt: skip
-    text = (f"{len(evals) - len(odd)} of {len(evals)} evaluations of a fine-tune evaluated "
-            "the model its train cell stored (same fingerprint)")  # fmt: skip
-    if odd:
-        text += "; they differ for " + ", ".join(odd)
-    return [("h2", "Evaluated models"), ("p", text + ".")]
+def _consistency_blocks(store: Store) -> list[Block]:
+    """One build per benchmark, one set of pairs per source, the stored model evaluated."""
+    lines = consistency_lines(store)
+    return [("h2", "Consistency checks"), *(("p", x) for x in lines)] if lines else []
 
 
 def _overlap_text(ov: dict[str, Any]) -> str:
@@ -324,7 +313,7 @@ def build_report(plan: Plan, store_root: str | Path, out: str | Path) -> ReportR
         blocks.append(("p", "No evaluation cell is stored yet: nothing to report."))
     blocks += _dev_sections(plan, store, out, figures)
     blocks += _overlap_blocks(store)
-    blocks += _model_check_blocks(store)
+    blocks += _consistency_blocks(store)
     blocks.append(("p", f"Built {provenance()['created']} by `{provenance()['command']}` "
                         "from the store alone."))  # fmt: skip
     md, page = out / "report.md", out / "report.html"

@@ -33,6 +33,7 @@ from xeval.errors import XevalError
 from xeval.provenance import target_lock
 from xeval.study import stages
 from xeval.study.cells import Cell, System, baseline_model, plan_cells
+from xeval.study.consistency import check_benchmark, check_pairs
 from xeval.study.costs import CellCosts, cell_costs
 from xeval.study.plan import Plan
 from xeval.study.store import Store, compare_with_stores
@@ -127,7 +128,8 @@ class Runner:
 
     def _train(self, system: System) -> stages.TrainOutput:
         src = self.plan.source(system.source or "")
-        pairs, _, _ = stages.prepare_pairs(src, self.work)
+        pairs, _, pinfo = stages.prepare_pairs(src, self.work)
+        check_pairs(self.store, src.name, pinfo.get("fingerprint"))
         assert system.strategy is not None and system.seed is not None
         overlap = [str(self.bench(b.name)) for b in self.plan.benchmarks_of(src)]
         return stages.finetune(
@@ -170,6 +172,8 @@ class Runner:
         else:
             model = baseline_model(self.plan, s.name)
         bench = self.bench(cell.benchmark)
+        info = stages.benchmark_info(bench)
+        check_benchmark(self.store, cell.benchmark, info["fingerprint"])
         if not s.trained and self._reuse_baseline(cell, model, bench):
             return
         rundir = self.work / "runs" / cell.benchmark / s.name
@@ -178,7 +182,7 @@ class Runner:
         meta = self._meta(
             cell,
             model={"name": str(model), "fingerprint": stages.run_model_fingerprint(rundir, model)},
-            benchmark_info=stages.benchmark_info(bench),
+            benchmark_info=info,
             benchmark_spec=_spec(self.plan.benchmark(cell.benchmark)),
             metrics=list(stages.METRICS),
             units=scores["unit_id"].n_unique(),
@@ -259,6 +263,7 @@ class Runner:
         dc = next(d for d in self.plan.devcurves if d.source == cell.source)
         src = self.plan.source(dc.source)
         pairs, dev_bench, pinfo = stages.prepare_pairs(src, self.work)
+        check_pairs(self.store, src.name, pinfo.get("fingerprint"))
         out = stages.finetune(
             self.plan,
             pairs,
