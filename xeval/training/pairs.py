@@ -220,11 +220,10 @@ def benchmark_pairs(bench: Benchmark, source: str | None = None) -> pl.DataFrame
 
 
 # ---- parallel JSONL ------------------------------------------------------------------------
-def parallel_jsonl_pairs(path: str | Path, source: str = "parallel-jsonl") -> pl.DataFrame:
-    """Pairs of the parallel-JSONL user format (the reader of its benchmark builder)."""
-    from xeval.benchmark.builders.parallel_jsonl import read_parallel_pairs
-
-    return read_parallel_pairs(Path(path), source)
+def parallel_jsonl_pairs(path: str | Path) -> pl.DataFrame:
+    """Pairs of the parallel-JSONL user format (its registered pair source, which shares
+    the reader of its benchmark builder)."""
+    return build_pairs("parallel-jsonl", path)
 
 
 # ---- build, load, save ----------------------------------------------------------------------
