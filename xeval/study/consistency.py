@@ -10,6 +10,8 @@ states all three over the whole store (:func:`consistency_lines`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xeval.errors import XevalError
 from xeval.study.store import CellRecord, Store
 
@@ -53,32 +55,32 @@ def check_pairs(store: Store, source: str, fingerprint: str | None) -> None:
 def consistency_lines(store: Store) -> list[str]:
     """One sentence per check, over every stored cell (empty for an empty store)."""
     evals, trains = store.records("eval"), store.records("train")
+    builds = _one_each(evals, "benchmark", _benchmark_fp)
+    pairs = _one_each([*trains, *store.records("devcurve")], "source", _pairs_fp)
     lines = []
-    builds: dict[str, set[str]] = {}
-    for rec in evals:
-        if fp := _benchmark_fp(rec):
-            builds.setdefault(str(rec.meta.get("benchmark")), set()).add(fp)
     if builds:
-        split = sorted(b for b, fps in builds.items() if len(fps) > 1)
-        lines.append(
-            f"{len(builds) - len(split)} of {len(builds)} benchmarks were evaluated on one "
-            "build each (same fingerprint in every cell)"
-            + (f"; more than one build: {', '.join(split)}" if split else "")
-            + "."
-        )
-    pairs: dict[str, set[str]] = {}
-    for rec in [*trains, *store.records("devcurve")]:
-        if fp := _pairs_fp(rec):
-            pairs.setdefault(str(rec.meta.get("source")), set()).add(fp)
+        lines.append(f"{builds[0]} of {builds[1]} benchmarks were evaluated on one build each "
+                     f"(same fingerprint in every cell){_split('build', builds[2])}.")  # fmt: skip
     if pairs:
-        split = sorted(s for s, fps in pairs.items() if len(fps) > 1)
-        lines.append(
-            f"{len(pairs) - len(split)} of {len(pairs)} training sources gave every fine-tune "
-            "and dev curve the same pairs"
-            + (f"; more than one set of pairs: {', '.join(split)}" if split else "")
-            + "."
-        )
+        lines.append(f"{pairs[0]} of {pairs[1]} training sources gave every fine-tune and dev "
+                     f"curve the same pairs{_split('set of pairs', pairs[2])}.")  # fmt: skip
     return lines + _model_lines(trains, evals)
+
+
+def _one_each(
+    recs: list[CellRecord], key: str, fingerprint: Callable[[CellRecord], str | None]
+) -> tuple[int, int, list[str]] | None:
+    """(groups with one fingerprint, groups, the others) over ``recs`` grouped by meta ``key``."""
+    seen: dict[str, set[str]] = {}
+    for rec in recs:
+        if fp := fingerprint(rec):
+            seen.setdefault(str(rec.meta.get(key)), set()).add(fp)
+    split = sorted(k for k, fps in seen.items() if len(fps) > 1)
+    return (len(seen) - len(split), len(seen), split) if seen else None
+
+
+def _split(what: str, names: list[str]) -> str:
+    return f"; more than one {what}: {', '.join(names)}" if names else ""
 
 
 def _model_lines(trains: list[CellRecord], evals: list[CellRecord]) -> list[str]:
