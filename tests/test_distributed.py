@@ -15,7 +15,7 @@ import pytest
 from xeval.errors import XevalError
 from xeval.retrieval import distributed as dd
 from xeval.retrieval.run import run_benchmark
-from xeval.retrieval.search import _batch_rows, exact_search, tie_ranks
+from xeval.retrieval.search import batch_rows, exact_search, tie_ranks
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def test_sharded_search_merges_to_the_exact_one_process_result(world: int, nq: i
     for r in range(world):
         part = dd.Dist(r, world).shard(n)
         rows = np.arange(n)[part]
-        block = _batch_rows(n, memory_mb)
+        block = batch_rows(n, memory_mb)
         parts.append(dd.search_shard(queries, docs[part], rows, tie[part], 10, pairs, block))
     top, ranks = dd.merge(parts, 10, tie)
     assert np.array_equal(top.indices, ref.indices)
@@ -134,3 +134,19 @@ def test_torchrun_hnsw_shards_keep_exact_ranks(
     meta = json.loads((tmp_path / "two" / "run.json").read_text())
     assert set(meta["backends"].values()) == {"hnsw", "exact"}
     assert list((tmp_path / "cache" / "indexes").glob("*.usearch"))  # stored per shard
+
+
+def test_torchrun_keeps_the_one_process_precision_rule(tiny_model: Path, tmp_path: Path) -> None:
+    """``--dtype auto`` stays fp32 where a recorded bf16 check failed, sharded or not."""
+    from tests.conftest import make_tiny_benchmark
+
+    bench = make_tiny_benchmark()
+    bench.name = "xquad-r"  # its recorded bf16 check failed
+    bdir = bench.save(tmp_path / "bench")
+    _torchrun(tiny_model, bdir, tmp_path / "two", tmp_path / "cache", "exact")
+    one = run_benchmark(str(tiny_model), bdir, tmp_path / "one", k=5, backend="exact",
+                        cache_dir=tmp_path / "cache", progress=False, threads=1)  # fmt: skip
+    precision = json.loads((tmp_path / "two" / "run.json").read_text())["encoding"]["precision"]
+    assert precision["name"] == one.precision == "fp32"
+    assert "bf16 moved" in precision["reason"]
+    assert one.passages["encoded"] == 0  # the sharded run filled the fp32 cache

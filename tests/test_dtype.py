@@ -112,9 +112,9 @@ def test_cuda_without_cuda_is_a_clear_error(tiny_model, tiny_benchmark_dir, tmp_
 def test_auto_stays_fp32_where_a_recorded_bf16_check_failed(tiny_model, tmp_path, monkeypatch):
     """XQuAD-R's recorded check failed (bf16 moved 7 of 132 MRR@10 by > 0.002): auto = fp32."""
     from tests.conftest import make_tiny_benchmark
-    from xeval.retrieval import run as run_mod
+    from xeval.retrieval import inputs
 
-    assert run_mod.bf16_caution("xquad-r") and run_mod.bf16_caution("tiny") is None
+    assert inputs.bf16_caution("xquad-r") and inputs.bf16_caution("tiny") is None
     monkeypatch.setattr("xeval.precision.native_bf16", lambda dev: (True, "test: native"))
     bench = make_tiny_benchmark()
     bench.name = "xquad-r"

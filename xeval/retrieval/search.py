@@ -63,7 +63,7 @@ class TopK:
     pair_ranks: np.ndarray | None = None  # exact ranks of the requested (query, doc) pairs
 
 
-def _batch_rows(n_docs: int, memory_mb: float) -> int:
+def batch_rows(n_docs: int, memory_mb: float) -> int:
     return max(1, int(memory_mb * 2**20 / 4 / max(n_docs, 1)))
 
 
@@ -99,7 +99,7 @@ def block_scores(queries: np.ndarray, docs: np.ndarray) -> np.ndarray:
 def _score_batches(
     queries: np.ndarray, docs: np.ndarray, memory_mb: float, step: int | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
-    step = step or _batch_rows(docs.shape[0], memory_mb)
+    step = step or batch_rows(docs.shape[0], memory_mb)
     for start in range(0, queries.shape[0], step):
         yield start, block_scores(queries[start : start + step], docs)
 
@@ -148,7 +148,7 @@ def exact_search(
         pq_sorted = pq[by_q]
         ranks = np.empty(len(pq), dtype=np.int64)
         cols = np.arange(n)
-    step = _batch_rows(n, memory_mb)
+    step = batch_rows(n, memory_mb)
     for start, block in _score_batches(queries, dp, memory_mb):
         i, s = _topk_rows(block, k)
         idx[start : start + len(i)] = perm[i]
@@ -321,7 +321,7 @@ def pair_ranks(
     pd = np.asarray(pair_doc, dtype=np.int64)
     tie = np.asarray(tie_rank)
     out = np.empty(len(pq), dtype=np.int64)
-    step = _batch_rows(docs.shape[0], memory_mb)
+    step = batch_rows(docs.shape[0], memory_mb)
     for s in range(0, len(pq), step):
         q, d = pq[s : s + step], pd[s : s + step]
         rows = queries[q] @ docs.T

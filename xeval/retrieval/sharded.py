@@ -28,27 +28,28 @@ from xeval.benchmark.settings import Setting
 from xeval.errors import XevalError
 from xeval.provenance import atomic_dir, write_json
 from xeval.retrieval import distributed as dd
-from xeval.retrieval.cache import EmbeddingCache, default_cache_root, text_keys
+from xeval.retrieval.cache import EmbeddingCache, text_keys
+from xeval.retrieval.config import RunConfig, RunResult
 from xeval.retrieval.encode import EncodeOptions, encode_texts, max_length, normalize, uses_cosine
 from xeval.retrieval.index_store import stored_index
-from xeval.retrieval.run import (
+from xeval.retrieval.inputs import (
+    Encoded,
     LangCodes,
-    RunConfig,
-    RunResult,
-    _Encoded,
-    _load,
-    _prompts,
-    _run_meta,
-    _run_table,
-    _select,
-    _SettingTables,
-    _trec_tag,
-    _write_setting,
-    index_root,
+    load_encoder,
     quiet_libraries,
+    run_precision,
+    run_prompts,
+    select,
 )
-from xeval.retrieval.search import HnswIndex, TopK, _batch_rows, choose_backend, tie_ranks
-from xeval.tables import RANKS
+from xeval.retrieval.outputs import (
+    SettingTables,
+    rank_table,
+    run_meta,
+    run_table,
+    trec_tag,
+    write_setting,
+)
+from xeval.retrieval.search import HnswIndex, TopK, batch_rows, choose_backend, tie_ranks
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -67,7 +68,7 @@ def rank_device(device: str | None, dist: dd.Dist) -> str | None:
 class _Shard:
     """What one rank searches with: all queries, its corpus slice, the relevant docs."""
 
-    enc: _Encoded
+    enc: Encoded
     part: slice
     rel_row: dict[str, int]  # relevant doc id -> row of ``relvec``
     relvec: np.ndarray
@@ -112,12 +113,10 @@ def _encode(
     dist: dd.Dist,
 ) -> _Shard:
     """Encode this rank's batches into the cache; then read back what the search needs."""
-    from xeval.precision import resolve_dtype
-
-    precision = resolve_dtype(cfg.dtype, str(st.device))
-    prompts = _prompts(st, cfg)
-    queries, corpus = _select(bench, settings)
-    root = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_root()
+    precision = run_precision(cfg, st, bench)
+    prompts = run_prompts(st, cfg)
+    queries, corpus = select(bench, settings)
+    root = cfg.cache_root()
     opts = EncodeOptions(batch_size=cfg.batch_size, precision=precision, progress=cfg.progress)
     caches = {w: EmbeddingCache(root, fingerprint, prompts[w], precision.name) for w in prompts}
     qo = dataclasses.replace(opts, prompt=prompts["query"], desc="encode queries")
@@ -141,7 +140,7 @@ def _encode(
     if uses_cosine(st):
         qvec, dvec, relvec = normalize(qvec), normalize(dvec), normalize(relvec)
     stats = _sum_stats(dd.gather(dist, {"queries": qstats, "passages": pstats}))
-    enc = _Encoded(
+    enc = Encoded(
         qvec, dvec, queries, corpus, stats, uses_cosine(st), time.perf_counter() - t0, prompts,
         precision, 0, str(st.device), max_length(st),
     )  # fmt: skip
@@ -183,12 +182,12 @@ def _search(s: Setting, sh: _Shard, cfg: RunConfig) -> tuple[str, dd.ShardPart]:
     used = "exact" if s.kind == "multi" else choose_backend(
         cfg.backend, n_total, cfg.k, cfg.hnsw_threshold
     )  # fmt: skip
-    block = _batch_rows(n_total, cfg.memory_mb)  # the one-process query blocks
+    block = batch_rows(n_total, cfg.memory_mb)  # the one-process query blocks
     if used == "hnsw" and cfg.k < n_total:
         part = dd.search_shard(sub_q, sub_d, rows, sub_tie, 0, pairs, block)
         if len(rows):
             if s.doc_langs not in sh.hnsw:
-                sh.hnsw[s.doc_langs] = stored_index(sub_d, index_root(cfg), cfg.hnsw_params)
+                sh.hnsw[s.doc_langs] = stored_index(sub_d, cfg.index_root(), cfg.hnsw_params)
             top = sh.hnsw[s.doc_langs].search(sub_q, cfg.k, sub_tie)
             part.indices, part.scores = rows[top.indices], top.scores
         return used, part
@@ -205,14 +204,11 @@ def _corpus_rows(sh: _Shard, doc_ids: pl.Series) -> np.ndarray:
     return out
 
 
-def _merge(s: Setting, parts: list[dd.ShardPart], sh: _Shard, cfg: RunConfig) -> _SettingTables:
+def _merge(s: Setting, parts: list[dd.ShardPart], sh: _Shard, cfg: RunConfig) -> SettingTables:
     top, ranks = dd.merge(parts, cfg.k, sh.tie)
     rel = s.qrels.filter(pl.col("relevance") > 0)
-    rank_table = pl.DataFrame(
-        {"query_id": rel["query_id"], "doc_id": rel["doc_id"], "rank": ranks}, schema=RANKS.columns
-    ).sort("query_id", "rank")
-    run = _run_table(TopK(top.indices, top.scores), s.query_ids, sh.enc.corpus["doc_id"])
-    return _SettingTables(s.name, run, rank_table)
+    run = run_table(TopK(top.indices, top.scores), s.query_ids, sh.enc.corpus["doc_id"])
+    return SettingTables(s.name, run, rank_table(rel, ranks))
 
 
 def _search_all(
@@ -226,7 +222,7 @@ def _search_all(
         used[s.name], part = _search(s, sh, cfg)
         parts = dd.gather(dist, part)
         if tmp is not None and parts is not None:
-            _write_setting(_merge(s, parts, sh, cfg), tmp, cfg.trec, tag)
+            write_setting(_merge(s, parts, sh, cfg), tmp, cfg.trec, tag)
     return used
 
 
@@ -252,7 +248,7 @@ def run_sharded(
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
             threads = set_threads(cfg.threads or default_threads(local_world))
             torch.manual_seed(cfg.seed)
-            st, info = _load(model, info, rank_device(cfg.device, dist))
+            st, info = load_encoder(model, info, rank_device(cfg.device, dist))
             quiet = dataclasses.replace(cfg, progress=cfg.progress and dist.root)
             sh = _encode(st, bench, settings, info["fingerprint"], quiet, dist)
             sh.enc.threads = threads
@@ -282,11 +278,11 @@ def _write(
     writer = atomic_dir(out, overwrite=cfg.overwrite) if dist.root else contextlib.nullcontext()
     with writer as tmp:
         t1 = time.perf_counter()
-        used = _search_all(settings, sh, cfg, tmp, _trec_tag(label), dist)
+        used = _search_all(settings, sh, cfg, tmp, trec_tag(label), dist)
         if tmp is None:
             return None
         timings = {"encode": round(sh.enc.seconds, 3), "search": round(time.perf_counter() - t1, 3)}
-        meta = _run_meta(cfg, info, label, bench, settings, sh.enc, used, timings)
+        meta = run_meta(cfg, info, label, bench, settings, sh.enc, used, timings)
         meta["distributed"] = {"world_size": dist.world_size, "backend": "gloo"}
         write_json(tmp / "run.json", meta)
     return meta
