@@ -307,6 +307,18 @@ def test_figures_grey_every_baseline_the_plan_names() -> None:
     assert training_source("multilingual-e5-base", ("multilingual-e5-base",)) == "untrained"
 
 
+def test_a_training_source_keeps_its_colour_across_figures() -> None:
+    """Given the report's source order, a source's colour does not depend on which other
+    sources one figure shows (it did: mlqa was green beside legal, blue beside technical)."""
+    from xeval.study.figures import source_colors
+
+    order = ["legal", "mlqa", "technical"]
+    one = source_colors(["base", "legal-xx", "mlqa-xx"], ("base",), order)
+    two = source_colors(["base", "mlqa-xx", "technical-xx"], ("base",), order)
+    assert one["mlqa-xx"] == two["mlqa-xx"]
+    assert len({one["legal-xx"], one["mlqa-xx"], two["technical-xx"], one["base"]}) == 4
+
+
 def test_two_cells_kill_resume_report(tmp_path: Path, tiny_model: Path) -> None:
     """Train + eval, killed after the first stored cell, resumed; equals an uninterrupted run."""
     plan = write_plan(tmp_path, tiny_model)

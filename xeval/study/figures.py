@@ -3,7 +3,7 @@ curve, the dev curve."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,12 @@ def bars_figure(
     path: Path,
     per_seed: pl.DataFrame | None = None,
     baselines: Collection[str] = BASELINE_GROUPS,
+    sources: Sequence[str] = (),
 ) -> Path | None:
     """MRR@10 (mono, cross) and MAP (multi) per system, error bars = seed SD, and a dot per
     seed where a system has several (``per_seed``: :func:`xeval.study.report.per_system`);
-    ``baselines``: the untrained systems (grey)."""
+    ``baselines``: the untrained systems (grey); ``sources``: the training sources of the
+    whole report, in colour order, so a source keeps its colour from figure to figure."""
     from matplotlib.figure import Figure
 
     sel = head.filter(pl.col("benchmark") == bench)
@@ -39,7 +41,7 @@ def bars_figure(
         return None
     fig = Figure(figsize=(max(9.0, 0.8 * len(groups) + 3), 3.2))
     axes = fig.subplots(1, 3, sharey=False)
-    colors = source_colors(groups, baselines)
+    colors = source_colors(groups, baselines, sources)
     for ax, kind in zip(axes, an.KINDS, strict=True):
         metric = an.DECIDING[kind]
         vals = [
@@ -82,10 +84,12 @@ def training_source(group: str, baselines: Collection[str] = BASELINE_GROUPS) ->
 
 
 def source_colors(
-    groups: list[str], baselines: Collection[str] = BASELINE_GROUPS
+    groups: list[str], baselines: Collection[str] = BASELINE_GROUPS, sources: Sequence[str] = ()
 ) -> dict[str, str]:
-    """One colour per training source (grey for the baselines)."""
-    trained = dict.fromkeys(training_source(g, baselines) for g in groups if g not in baselines)
+    """One colour per training source (grey for the baselines), in the order of ``sources``
+    and then of first appearance in ``groups``."""
+    mine = (training_source(g, baselines) for g in groups if g not in baselines)
+    trained = dict.fromkeys([*sources, *mine])
     pick = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(trained)}
     return {g: pick.get(training_source(g, baselines), "#8c8c8c") for g in groups}
 

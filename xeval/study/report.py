@@ -19,7 +19,7 @@ from xeval.study import analysis as an
 from xeval.study.analysis import suggest_steps, suggestion_text
 from xeval.study.cells import plan_cells
 from xeval.study.consistency import consistency_lines
-from xeval.study.figures import alpha_figure, bars_figure, dev_figure
+from xeval.study.figures import alpha_figure, bars_figure, dev_figure, training_source
 from xeval.study.plan import Plan
 from xeval.study.render import Block, fmt, to_html, to_markdown
 from xeval.study.stages import METRICS
@@ -469,12 +469,14 @@ def _benchmark_blocks(
 ) -> list[Block]:
     """Per benchmark: the headline tables, the bar figure and every test on it."""
     blocks: list[Block] = []
+    trained = sorted(set(head["group"].to_list()) - set(plan.baselines))
+    sources = list(dict.fromkeys(training_source(g, plan.baselines) for g in trained))
     for bench in plan.benchmarks:
         blocks.append(("h2", f"{bench.name} ({bench.domain})"))
         blocks += _headline_blocks(head, bench.name)
         groups = sorted(head.filter(pl.col("benchmark") == bench.name)["group"].unique().to_list())
         path = out / "figures" / f"bars-{bench.name}.png"
-        if f := bars_figure(head, bench.name, groups, path, per_sys, plan.baselines):
+        if f := bars_figure(head, bench.name, groups, path, per_sys, plan.baselines, sources):
             figures.append(f)
             blocks.append(("img", f, f"{bench.name}: deciding metric per kind"))
         if rows := _test_rows(tests, bench.name):
