@@ -32,7 +32,7 @@ from xeval.benchmark.settings import Setting, enumerate_settings
 from xeval.errors import XevalError
 from xeval.provenance import atomic_dir, write_json
 from xeval.retrieval.cache import EmbeddingCache
-from xeval.retrieval.config import TREC_FORMATS, RunConfig, RunResult
+from xeval.retrieval.config import RunConfig, RunResult
 from xeval.retrieval.distributed import Dist
 from xeval.retrieval.encode import EncodeOptions, encode_texts, max_length, normalize, uses_cosine
 from xeval.retrieval.index_store import stored_index
@@ -59,7 +59,7 @@ from xeval.retrieval.sharded import run_sharded
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["TREC_FORMATS", "RunConfig", "RunResult", "run_benchmark"]
+__all__ = ["RunConfig", "RunResult", "run_benchmark"]
 
 
 def _encode_all(
